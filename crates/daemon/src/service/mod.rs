@@ -1,0 +1,1 @@
+//! The long-running daemon: schedule, control socket, signals, systemd notify, health pings.
