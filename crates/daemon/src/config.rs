@@ -678,3 +678,17 @@ mod tests {
         assert_eq!(line_col("é = 1", 4), (1, 4));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The shipped example must always load: users start from it.
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
+        let config = load(&path).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(config.library_dir, PathBuf::from("/srv/photos/google"));
+        assert!(!config.google.use_removed_readonly_scope);
+    }
+}
