@@ -32,6 +32,8 @@ const BATCH_COMMIT: usize = 64;
 const ORPHAN: &str = "orphan:";
 /// Owner prefix of album folder claims.
 const ALBUM_OWNER: &str = "album:";
+/// Fresh URLs fetched for one file in one run before giving up on it.
+const MAX_URL_REFRESHES: u32 = 3;
 /// Run history kept in the index.
 const MAX_RUNS_KEPT: usize = 200;
 
@@ -1456,14 +1458,26 @@ async fn download_one(
             other => ItemResult::Fatal(other),
         };
     }
-    for attempt in 0..2 {
+    let mut url_refreshes = 0u32;
+    let mut transient_retries = 0u32;
+    loop {
         let r = tokio::select! {
             _ = stop.cancelled() => return ItemResult::Cancelled,
             r = write_one(ctx, source, &prep, &dir, &target) => r,
         };
         match r {
-            Err(WriteFail::Source(SourceError::UrlExpired)) if attempt == 0 => {
+            Ok((size, blake3)) => {
+                return ItemResult::Done {
+                    size,
+                    blake3,
+                    adopted: false,
+                };
+            }
+            Err(WriteFail::Source(SourceError::UrlExpired))
+                if url_refreshes < MAX_URL_REFRESHES =>
+            {
                 // The base URL outlived its ~60 minutes while queued: fetch a fresh one.
+                url_refreshes += 1;
                 let again = tokio::select! {
                     _ = stop.cancelled() => return ItemResult::Cancelled,
                     r = source.prepare(std::slice::from_ref(&prep.item.id)) => r,
@@ -1473,6 +1487,24 @@ async fn download_one(
                     Ok(Some(Err(e))) | Err(e) => return classify(e, None),
                     Ok(None) => return ItemResult::Failed("no fresh URL returned".into()),
                 }
+                match prep.item.readiness {
+                    Readiness::Ready => {}
+                    // A 403 on a video Google is still processing looks like an expired URL.
+                    Readiness::Processing => return ItemResult::Processing,
+                    Readiness::Failed => {
+                        return ItemResult::Failed("Google failed to process this video".into());
+                    }
+                }
+            }
+            Err(WriteFail::Source(e @ SourceError::Transient { .. })) => {
+                let retry = tokio::select! {
+                    _ = stop.cancelled() => return ItemResult::Cancelled,
+                    r = source.retry_wait(transient_retries, &e) => r,
+                };
+                if !retry {
+                    return classify(e, None);
+                }
+                transient_retries += 1;
             }
             Err(WriteFail::Source(e)) => return classify(e, None),
             Err(WriteFail::DiskFull) => return ItemResult::DiskFull(target),
@@ -1482,16 +1514,8 @@ async fn download_one(
                     other => ItemResult::Failed(other.to_string()),
                 };
             }
-            Ok((size, blake3)) => {
-                return ItemResult::Done {
-                    size,
-                    blake3,
-                    adopted: false,
-                };
-            }
         }
     }
-    ItemResult::Failed("download URL kept expiring".into())
 }
 
 enum WriteFail {
@@ -1540,14 +1564,12 @@ async fn write_one(
     if let Some(expected) = prep.item.size
         && expected != size
     {
-        return Err(WriteFail::Source(SourceError::Transient(format!(
+        return Err(WriteFail::Source(SourceError::transient(format!(
             "got {size} bytes, expected {expected}"
         ))));
     }
     if size == 0 {
-        return Err(WriteFail::Source(SourceError::Transient(
-            "empty download".into(),
-        )));
+        return Err(WriteFail::Source(SourceError::transient("empty download")));
     }
     let std_file = file.into_std().await;
     let mtime = prep

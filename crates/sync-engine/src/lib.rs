@@ -58,6 +58,7 @@ mod engine;
 mod error;
 mod fsops;
 mod index;
+mod library_api;
 mod local;
 mod naming;
 mod report;
@@ -68,6 +69,7 @@ mod types;
 pub use config::{AlbumLinks, Durability, EngineConfig};
 pub use engine::Engine;
 pub use error::Error;
+pub use library_api::LibraryApiSource;
 pub use local::LocalDirSource;
 pub use naming::FilesystemRules;
 pub use report::{

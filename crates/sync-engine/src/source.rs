@@ -54,9 +54,17 @@ pub enum SourceError {
     /// The credentials do not allow this (missing scope, revoked token): stops the run.
     #[error("not authorised: {0}")]
     Unauthorized(String),
-    /// Worth retrying later (5xx after the client's own retries, connection reset, short body).
-    #[error("transient failure: {0}")]
-    Transient(String),
+    /// Worth retrying (5xx, 429 per-minute, connection reset, short body), after
+    /// [`Source::retry_wait`] in this run and with backoff in later runs.
+    #[error("transient failure: {message}")]
+    Transient {
+        /// What happened.
+        message: String,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<std::time::Duration>,
+        /// A per-minute rate limit (429): Google asks for ≥ 30 s before retrying.
+        rate_limited: bool,
+    },
     /// Writing into the engine's writer failed (e.g. the disk is full).
     #[error("writing the downloaded bytes failed: {0}")]
     Write(#[source] std::io::Error),
@@ -102,6 +110,27 @@ pub trait Source: Send + Sync {
     ) -> Result<Vec<Result<Prepared, SourceError>>, SourceError>;
 
     /// Streams the item's bytes into `out`; returns the number of bytes written. The engine
-    /// owns the file behind `out` (temp name, fsync, rename).
+    /// owns the file behind `out` (temp name, fsync, rename). One attempt: on failure the
+    /// engine discards the file and, if [`Source::retry_wait`] agrees, calls again with a
+    /// fresh writer.
     async fn fetch(&self, item: &Prepared, out: MediaWriter<'_>) -> Result<u64, SourceError>;
+
+    /// Called after fetch attempt number `attempt` (0 = first) failed with a
+    /// [`SourceError::Transient`]: waits as the source's retry policy says (on its own,
+    /// injectable clock) and returns `true` to try again, `false` to give up for this run.
+    async fn retry_wait(&self, attempt: u32, error: &SourceError) -> bool {
+        let _ = (attempt, error);
+        false
+    }
+}
+
+impl SourceError {
+    /// A transient failure without server hints.
+    pub fn transient(message: impl Into<String>) -> Self {
+        SourceError::Transient {
+            message: message.into(),
+            retry_after: None,
+            rate_limited: false,
+        }
+    }
 }
