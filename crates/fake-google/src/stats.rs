@@ -1,0 +1,62 @@
+//! Request statistics, for assertions and benchmark reports.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::faults::EndpointKind;
+
+/// A snapshot of what the fake has served so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests per endpoint kind (faulted ones included).
+    pub requests: BTreeMap<EndpointKind, u64>,
+    /// Responses per HTTP status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Base URL fetches.
+    pub media_requests: u64,
+    /// Media body bytes handed to the connection (a reset counts what was sent before it).
+    pub media_bytes: u64,
+    /// 429 responses sent (injected or quota).
+    pub rate_limited: u64,
+    /// Injected faults that fired.
+    pub faults_fired: u64,
+    /// Access tokens issued (code, refresh and test-hook grants).
+    pub access_tokens_issued: u64,
+}
+
+impl Stats {
+    /// Requests to one endpoint kind.
+    pub fn requests_to(&self, kind: EndpointKind) -> u64 {
+        self.requests.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// All requests.
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().sum()
+    }
+
+    /// Responses with this HTTP status.
+    pub fn responses_with(&self, status: u16) -> u64 {
+        self.statuses.get(&status).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StatsCell(Arc<Mutex<Stats>>);
+
+impl StatsCell {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn reset(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Stats::default();
+    }
+}
