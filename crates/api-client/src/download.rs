@@ -104,32 +104,29 @@ impl Downloader {
         F: FnMut() -> Fut,
         Fut: Future<Output = std::io::Result<W>>,
     {
-        let mut retry = 0;
-        let mut refreshed_after_401 = false;
-        loop {
-            let token = match tokens {
-                Some(t) => Some(t.access_token().await?),
-                None => None,
-            };
-            let mut writer = fresh_writer().await?;
-            let error = match self.download(url, token.as_ref(), &mut writer).await {
-                Ok(n) => return Ok((writer, n)),
-                Err(e) => e,
-            };
-            drop(writer);
-            if let (Error::Unauthenticated { .. }, Some(provider), Some(token)) =
-                (&error, tokens, &token)
-                && !refreshed_after_401
-            {
-                refreshed_after_401 = true;
-                provider.invalidate(token);
-                continue;
-            }
-            if !self.http.backoff(&error, retry, "media download").await {
-                return Err(error);
-            }
-            retry += 1;
-        }
+        self.http
+            .retrying("media download", || {
+                let writer = fresh_writer();
+                async move {
+                    let mut writer = writer.await?;
+                    let Some(provider) = tokens else {
+                        let n = self.download(url, None, &mut writer).await?;
+                        return Ok((writer, n));
+                    };
+                    let token = provider.access_token().await?;
+                    let n = match self.download(url, Some(&token), &mut writer).await {
+                        // A 401 comes before any body byte, so the writer is still empty.
+                        Err(Error::Unauthenticated { .. }) => {
+                            provider.invalidate(&token);
+                            let token = provider.access_token().await?;
+                            self.download(url, Some(&token), &mut writer).await?
+                        }
+                        other => other?,
+                    };
+                    Ok((writer, n))
+                }
+            })
+            .await
     }
 
     async fn status_error(&self, response: reqwest::Response) -> Error {

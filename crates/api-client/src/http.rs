@@ -1,5 +1,6 @@
 //! The shared HTTP layer: one pooled reqwest client pair, the clock, the retry loop.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::auth::TokenProvider;
+use crate::auth::{AccessToken, TokenProvider};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::retry::{RetryPolicy, random_jitter};
@@ -146,10 +147,28 @@ impl HttpClient {
         }
     }
 
+    /// Runs `attempt` until it succeeds, fails for good, or the policy's attempts run out,
+    /// sleeping on the shared clock between tries. Each call of `attempt` must start over
+    /// from scratch (fresh request, fresh writer).
+    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut retry = 0u32;
+        loop {
+            let error = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if !self.backoff(&error, retry, what).await {
+                return Err(error);
+            }
+            retry += 1;
+        }
+    }
+
     /// Performs an authenticated JSON API call with retries.
-    ///
-    /// A 401 makes the token provider refresh once (the server may have revoked or expired
-    /// the token earlier than its `expires_in` said) before the error is returned.
     pub(crate) async fn call_json<T: DeserializeOwned>(
         &self,
         tokens: &TokenProvider,
@@ -163,10 +182,7 @@ impl HttpClient {
             Some(b) => Some(b.to_json()?),
             None => None,
         };
-        let mut retry = 0u32;
-        let mut refreshed_after_401 = false;
-        loop {
-            let token = tokens.access_token().await?;
+        let send = |token: AccessToken| {
             let mut request = self
                 .api
                 .request(method.clone(), url.clone())
@@ -178,25 +194,61 @@ impl HttpClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(bytes.clone());
             }
-            let error = match send_and_read(request).await {
-                Ok((status, bytes)) => {
-                    return serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
-                        context: what.to_owned(),
-                        reason: format!("HTTP {status}: {e}"),
-                    });
+            async move {
+                let (status, bytes) = send_and_read(request).await?;
+                serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+                    context: what.to_owned(),
+                    reason: format!("HTTP {status}: {e}"),
+                })
+            }
+        };
+        self.retrying(what, || with_token_refresh(tokens, send))
+            .await
+    }
+
+    /// A plain (unauthenticated) request with retries, e.g. to the OAuth endpoints; the
+    /// request is rebuilt by `build` for every attempt. Returns the raw response, whatever
+    /// its status, unless it is retryable (5xx, 429) and the retries ran out.
+    pub(crate) async fn send_raw_with_retries(
+        &self,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<(
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        bytes::Bytes,
+    )> {
+        self.retrying(what, || {
+            let request = build(&self.api).timeout(self.request_timeout);
+            async move {
+                let response = request.send().await.map_err(transport)?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                let bytes = response.bytes().await.map_err(transport)?;
+                if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    return Err(Error::from_api_response(status, &headers, &bytes));
                 }
-                Err(e) => e,
-            };
-            if matches!(error, Error::Unauthenticated { .. }) && !refreshed_after_401 {
-                refreshed_after_401 = true;
-                tokens.invalidate(&token);
-                continue;
+                Ok((status, headers, bytes))
             }
-            if !self.backoff(&error, retry, what).await {
-                return Err(error);
-            }
-            retry += 1;
+        })
+        .await
+    }
+}
+
+/// Sends with the current access token; after a 401 the token is refreshed (the server may
+/// have revoked or expired it earlier than `expires_in` said) and the request sent once more.
+pub(crate) async fn with_token_refresh<T, F, Fut>(tokens: &TokenProvider, send: F) -> Result<T>
+where
+    F: Fn(AccessToken) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let token = tokens.access_token().await?;
+    match send(token.clone()).await {
+        Err(Error::Unauthenticated { .. }) => {
+            tokens.invalidate(&token);
+            send(tokens.access_token().await?).await
         }
+        other => other,
     }
 }
 

@@ -23,7 +23,7 @@ pub use store::TokenStore;
 
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result};
-use crate::http::{HttpClient, send_and_read, transport};
+use crate::http::HttpClient;
 use crate::secret::ClientSecret;
 
 /// An OAuth scope (full URL form).
@@ -215,26 +215,22 @@ impl OAuthClient {
             .refresh_token
             .as_ref()
             .map_or_else(|| tokens.access_token.secret(), RefreshToken::secret);
-        let mut retry = 0;
-        loop {
-            let request = self
-                .http
-                .api
-                .post(self.revoke_url.clone())
-                .query(&[("token", token)])
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                );
-            match send_and_read(request).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    if !self.http.backoff(&e, retry, "oauth2.revoke").await {
-                        return Err(e);
-                    }
-                    retry += 1;
-                }
-            }
+        let (status, headers, body) = self
+            .http
+            .send_raw_with_retries("oauth2.revoke", |client| {
+                client
+                    .post(self.revoke_url.clone())
+                    .query(&[("token", token)])
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+            })
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(oauth_error_body(status, &headers, &body))
         }
     }
 
@@ -308,45 +304,41 @@ impl OAuthClient {
     }
 }
 
+/// Runs a request prepared by the oauth2 crate on our pooled client, with retries on
+/// 5xx/429/connection errors; other answers go back to oauth2 to parse.
 async fn execute_token_request(http: &HttpClient, request: HttpRequest) -> Result<HttpResponse> {
     let (parts, body) = request.into_parts();
     let url = parts.uri.to_string();
-    let mut retry = 0;
-    loop {
-        let mut builder = http
-            .api
-            .request(parts.method.clone(), &url)
-            .headers(parts.headers.clone())
-            .body(body.clone());
-        builder = builder.timeout(std::time::Duration::from_secs(60));
-        let outcome = async {
-            let response = builder.send().await.map_err(transport)?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(transport)?;
-            Ok::<_, Error>((status, headers, bytes))
-        }
-        .await;
-        let error = match outcome {
-            Ok((status, headers, bytes))
-                if !(status.is_server_error() || status.as_u16() == 429) =>
-            {
-                let mut out = oauth2::http::Response::builder().status(status);
-                if let Some(h) = out.headers_mut() {
-                    *h = headers;
-                }
-                return out.body(bytes.to_vec()).map_err(|e| Error::Protocol {
-                    context: "token endpoint".to_owned(),
-                    reason: e.to_string(),
-                });
-            }
-            Ok((status, headers, bytes)) => Error::from_api_response(status, &headers, &bytes),
-            Err(e) => e,
-        };
-        if !http.backoff(&error, retry, "oauth2.token").await {
-            return Err(error);
-        }
-        retry += 1;
+    let (status, headers, bytes) = http
+        .send_raw_with_retries("oauth2.token", |client| {
+            client
+                .request(parts.method.clone(), &url)
+                .headers(parts.headers.clone())
+                .body(body.clone())
+        })
+        .await?;
+    let mut out = oauth2::http::Response::builder().status(status);
+    if let Some(h) = out.headers_mut() {
+        *h = headers;
+    }
+    out.body(bytes.to_vec()).map_err(|e| Error::Protocol {
+        context: "token endpoint".to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The flat OAuth error body `{"error","error_description"}` (spec §4.3).
+fn oauth_error_body(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    match serde_json::from_slice::<BasicErrorResponse>(body) {
+        Ok(response) => Error::OAuth {
+            error: response.error().as_ref().to_owned(),
+            description: response.error_description().cloned(),
+        },
+        Err(_) => Error::from_api_response(status, headers, body),
     }
 }
 
