@@ -6,10 +6,17 @@
 //! - [`cli`]: the command line;
 //! - [`service`]: the long-running daemon (schedule, control socket, signals, systemd notify, health pings);
 //! - [`logging`]: journald, human or JSON output;
-//! - [`exit`]: the documented exit codes.
+//! - [`exit`]: the documented exit codes;
+//! - [`app`]: Google clients and the engine built from the config, and one sync cycle;
+//! - [`commands`]: what each command line does; [`demo`]: the no-account demo;
+//! - [`progress`]: progress bar, log lines and systemd status during a sync.
 
+pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod exit;
 pub mod logging;
+pub mod progress;
 pub mod service;

@@ -3,19 +3,23 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gphotos_backup::{cli, config, exit, logging};
+use gphotos_backup::{cli, commands, exit, logging};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format, cli.verbose);
-    match config::load(&cli.config) {
-        Ok(config) => {
-            tracing::info!(library = %config.library_dir.display(), "configuration is valid");
-            ExitCode::from(exit::OK)
-        }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("gphotos-backup: {err}");
-            ExitCode::from(exit::USAGE)
+            eprintln!("gphotos-backup: cannot start the async runtime: {err}");
+            return ExitCode::from(exit::FAILURE);
         }
-    }
+    };
+    let code = runtime.block_on(commands::run(cli));
+    // Do not wait for stray blocking tasks (e.g. a stdin reader in `auth`).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
 }
