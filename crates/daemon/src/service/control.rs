@@ -59,6 +59,8 @@ pub struct DaemonStatus {
     pub phase: String,
     /// Cycles started since the daemon started (joined triggers do not count).
     pub cycles_started: u64,
+    /// Triggers that arrived during a cycle and waited for it instead of starting another.
+    pub triggers_joined: u64,
     pub next_run: Option<DateTime<Utc>>,
     pub last_success: Option<DateTime<Utc>>,
     /// The cron expression and zone in force (after any reload).

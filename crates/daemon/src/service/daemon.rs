@@ -174,12 +174,12 @@ where
                 let now = clock.now();
                 if let Some(due) = next_run.filter(|due| now >= *due) {
                     tracing::debug!(%due, "schedule fired");
-                    spawn_cycle(&slot, Trigger::Schedule);
                     next_run = options.schedule.next_after(now.max(due));
                     if next_run.is_none() {
                         tracing::warn!("the schedule never fires again; only run-now requests will start cycles");
                     }
                     lock(&control.info).next_run = next_run;
+                    spawn_cycle(&slot, Trigger::Schedule);
                 }
                 sleep = sleep_until(clock.as_ref(), next_run);
             }
@@ -446,11 +446,13 @@ impl ControlHandler for Control {
 
     fn status(&self) -> DaemonStatus {
         let info = lock(&self.info);
+        let (cycles_started, triggers_joined) = self.slot.counters();
         DaemonStatus {
             pid: std::process::id(),
             running: self.slot.running(),
             phase: self.status.get(),
-            cycles_started: self.slot.cycles_started(),
+            cycles_started,
+            triggers_joined,
             next_run: info.next_run,
             last_success: *lock(&self.hooks.last_success),
             schedule: info.schedule.expression().to_string(),

@@ -35,6 +35,7 @@ struct SlotState {
     current: Option<Running>,
     closed: bool,
     cycles_started: u64,
+    triggers_joined: u64,
 }
 
 pub(crate) struct RunSlot {
@@ -79,16 +80,21 @@ impl RunSlot {
                 if state.closed {
                     return CycleOutcome::interrupted("the daemon is shutting down");
                 }
-                match &state.current {
-                    Some(running) if !request.rescan || running.request.rescan => {
+                let running = state
+                    .current
+                    .as_ref()
+                    .map(|running| (running.request, running.done.clone()));
+                match running {
+                    Some((running, done)) if !request.rescan || running.rescan => {
+                        state.triggers_joined += 1;
                         tracing::info!(
                             trigger = %request.trigger,
-                            running = %running.request.trigger,
+                            running = %running.trigger,
                             "a cycle is already running; waiting for its outcome instead of starting another"
                         );
-                        Next::Join(running.done.clone())
+                        Next::Join(done)
                     }
-                    Some(running) => Next::WaitThenRetry(running.done.clone()),
+                    Some((_, done)) => Next::WaitThenRetry(done),
                     None => Next::Join(self.start(&mut state, request)),
                 }
             };
@@ -167,9 +173,10 @@ impl RunSlot {
         self.lock().current.as_ref().map(|r| r.request)
     }
 
-    /// How many cycles this slot has started (joined triggers do not start one).
-    pub(crate) fn cycles_started(&self) -> u64 {
-        self.lock().cycles_started
+    /// How many cycles this slot has started, and how many triggers joined a running one.
+    pub(crate) fn counters(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.cycles_started, state.triggers_joined)
     }
 }
 
@@ -289,7 +296,7 @@ mod tests {
         let (a, b) = (first.await.unwrap(), second.await);
         assert_eq!(a, b);
         assert_eq!(a.label(), "success");
-        assert_eq!(slot.cycles_started(), 1);
+        assert_eq!(slot.counters().0, 1);
         assert_eq!(max.load(Ordering::SeqCst), 1);
         assert!(started.try_recv().is_err(), "no second cycle started");
         assert_eq!(slot.running(), None);
@@ -313,7 +320,7 @@ mod tests {
         assert!(started.recv().await.unwrap().rescan);
         release.notify_one();
         assert_eq!(rescan.await.unwrap().text(), "rescan=true");
-        assert_eq!(slot.cycles_started(), 2);
+        assert_eq!(slot.counters().0, 2);
         assert_eq!(max.load(Ordering::SeqCst), 1, "never two at once");
     }
 
@@ -337,7 +344,7 @@ mod tests {
         cancel.cancel();
         assert_eq!(drain.await.label(), "interrupted");
         assert_eq!(running.await.unwrap().label(), "interrupted");
-        assert_eq!(slot.cycles_started(), 1);
+        assert_eq!(slot.counters().0, 1);
     }
 
     #[tokio::test]
