@@ -174,6 +174,7 @@ pub struct EntryReader<'a> {
     limits: &'a Limits,
     total: &'a Cell<u64>,
     violation: Option<LimitViolation>,
+    io_failed: Option<String>,
 }
 
 impl<'a> EntryReader<'a> {
@@ -192,6 +193,7 @@ impl<'a> EntryReader<'a> {
             limits,
             total,
             violation: None,
+            io_failed: None,
         }
     }
 
@@ -203,6 +205,16 @@ impl<'a> EntryReader<'a> {
     /// The limit that was broken, if any.
     pub fn violation(&self) -> Option<LimitViolation> {
         self.violation
+    }
+
+    /// The underlying archive read error, if one happened (bad CRC, broken stream).
+    pub fn io_failure(&self) -> Option<&str> {
+        self.io_failed.as_deref()
+    }
+
+    /// True when the bytes handed out so far are not trustworthy.
+    pub fn failed(&self) -> bool {
+        self.violation.is_some() || self.io_failed.is_some()
     }
 
     fn fail(&mut self, v: LimitViolation) -> io::Error {
@@ -222,7 +234,14 @@ impl Read for EntryReader<'_> {
         let want = buf
             .len()
             .min(usize::try_from(allowed).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
+        let n = match self.inner.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.io_failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
         if n == 0 {
             if !buf.is_empty() && self.read != self.declared {
                 let v = LimitViolation::SizeMismatch {
@@ -401,10 +420,19 @@ fn walk_zip(
                 });
             }
             (_, Some(v)) => skip(skipped, part.number, &entry.raw_name, SkipReason::Limit(v)),
+            (_, None) if reader.io_failure().is_some() => {
+                // Zip entries are independent: a bad CRC costs one entry, not the part.
+                let msg = reader.io_failure().unwrap_or("read error").to_string();
+                skip(
+                    skipped,
+                    part.number,
+                    &entry.raw_name,
+                    SkipReason::ReadError(msg),
+                );
+            }
             (Ok(()), None) => {}
             (Err(VisitError::Stop), None) => return Ok(WalkEnd::Stopped),
             (Err(VisitError::Io(e)), None) => {
-                // Zip entries are independent: a bad CRC costs one entry, not the part.
                 skip(
                     skipped,
                     part.number,
@@ -562,10 +590,14 @@ fn walk_tgz(
                 }
                 skip(skipped, part.number, &entry.raw_name, SkipReason::Limit(v));
             }
+            (_, None) if reader.io_failure().is_some() => {
+                // In a tgz an I/O error is a broken stream; later entries are unreachable.
+                let msg = reader.io_failure().unwrap_or("read error").to_string();
+                return Err(tgz_err(format!("{}: {msg}", entry.path)));
+            }
             (Ok(()), None) => {}
             (Err(VisitError::Stop), None) => return Ok(WalkEnd::Stopped),
             (Err(VisitError::Io(e)), None) => {
-                // In a tgz an I/O error is a broken stream; later entries are unreachable.
                 return Err(tgz_err(format!("{}: {e}", entry.path)));
             }
         }
@@ -668,6 +700,15 @@ fn walk_folder(
                     });
                 }
                 (_, Some(v)) => skip(skipped, part.number, &entry.raw_name, SkipReason::Limit(v)),
+                (_, None) if reader.io_failure().is_some() => {
+                    let msg = reader.io_failure().unwrap_or("read error").to_string();
+                    skip(
+                        skipped,
+                        part.number,
+                        &entry.raw_name,
+                        SkipReason::ReadError(msg),
+                    );
+                }
                 (Ok(()), None) => {}
                 (Err(VisitError::Stop), None) => return Ok(WalkEnd::Stopped),
                 (Err(VisitError::Io(e)), None) => skip(

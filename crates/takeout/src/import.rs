@@ -650,12 +650,13 @@ impl Catalog {
                     return Ok(());
                 }
                 match consume(&self.records[i], r) {
-                    Ok(()) if r.violation().is_none() => {
+                    Ok(()) if !r.failed() => {
                         delivered[i] = true;
                         Ok(())
                     }
+                    // The walker records the entry as skipped (or the tgz part as broken).
                     Ok(()) => Ok(()),
-                    Err(_) if r.violation().is_some() => Ok(()),
+                    Err(_) if r.failed() => Ok(()),
                     Err(err) => {
                         consumer_error = Some(err);
                         Err(VisitError::Stop)
