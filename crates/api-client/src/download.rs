@@ -11,6 +11,11 @@ use crate::auth::{AccessToken, TokenProvider};
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, transport};
 
+/// Base URLs are bearer-like capabilities for an hour; keep them out of error messages.
+fn media_transport(e: reqwest::Error) -> Error {
+    transport(e.without_url())
+}
+
 /// Downloads media bytes chunk by chunk into any `AsyncWrite`.
 ///
 /// Memory stays bounded (one network chunk at a time). There is a connect timeout and an
@@ -63,7 +68,7 @@ impl Downloader {
         let response = tokio::time::timeout(self.idle_timeout, request.send())
             .await
             .map_err(|_| Error::IdleTimeout(self.idle_timeout))?
-            .map_err(transport)?;
+            .map_err(media_transport)?;
         let status = response.status();
         if !status.is_success() {
             return Err(self.status_error(response).await);
@@ -76,7 +81,7 @@ impl Downloader {
                 .await
                 .map_err(|_| Error::IdleTimeout(self.idle_timeout))?;
             let Some(chunk) = next else { break };
-            let chunk = chunk.map_err(transport)?;
+            let chunk = chunk.map_err(media_transport)?;
             writer.write_all(&chunk).await?;
             received += chunk.len() as u64;
         }

@@ -288,6 +288,8 @@ mod tests {
         assert!(!q.contains_key("client_secret"));
         // The challenge is BASE64URL(SHA256(verifier)) without padding: 43 chars.
         assert_eq!(q["code_challenge"].len(), 43);
+        // Checked against an independent S256 implementation (the fake's).
+        assert_eq!(q["code_challenge"], fake_google::pkce_s256(&p.verifier));
         assert!(p.redirect_uri().as_str().starts_with("http://127.0.0.1:"));
         assert_ne!(p.redirect_uri().port(), Some(0));
     }

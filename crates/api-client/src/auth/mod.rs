@@ -218,13 +218,15 @@ impl OAuthClient {
         let (status, headers, body) = self
             .http
             .send_raw_with_retries("oauth2.revoke", |client| {
+                // In the form body, not the `?token=` query Google also accepts: URLs end up
+                // in error messages and logs, tokens must not.
                 client
                     .post(self.revoke_url.clone())
-                    .query(&[("token", token)])
                     .header(
                         reqwest::header::CONTENT_TYPE,
                         "application/x-www-form-urlencoded",
                     )
+                    .body(form_urlencoded_token(token))
             })
             .await?;
         if status.is_success() {
@@ -325,6 +327,12 @@ async fn execute_token_request(http: &HttpClient, request: HttpRequest) -> Resul
         context: "token endpoint".to_owned(),
         reason: e.to_string(),
     })
+}
+
+fn form_urlencoded_token(token: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", token)
+        .finish()
 }
 
 /// The flat OAuth error body `{"error","error_description"}` (spec §4.3).
