@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::clock::FakeClock;
@@ -489,14 +490,16 @@ fn finish(inner: &Inner, kind: EndpointKind, reply: Reply, body_fault: Option<Fa
     let body = match body_fault {
         Some(Fault::ResetMidBody { .. }) => {
             let head = reply.body.slice(..sent);
-            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-                Ok(head),
+            let abort = futures::stream::once(async {
+                // Returning Pending once makes hyper flush the headers and the partial body
+                // before the error tears the connection down.
+                tokio::task::yield_now().await;
                 Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,
                     "fake-google: injected reset",
-                )),
-            ];
-            Body::from_stream(futures::stream::iter(chunks))
+                ))
+            });
+            Body::from_stream(futures::stream::once(async { Ok(head) }).chain(abort))
         }
         Some(Fault::SlowBody { chunk_bytes, delay }) => {
             let data = reply.body.clone();

@@ -1,0 +1,361 @@
+//! Media host: renditions, EXIF, expiry, Range, picker auth (spec §1.4, §6.4).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, get_json, read_token};
+use fake_google::{
+    FakeConfig, FakeGoogle, MediaItemId, ProcessingVideoResponse, VideoStatus, scopes,
+};
+
+async fn base_url_of(fake: &FakeGoogle, id: &MediaItemId) -> String {
+    let token = read_token(fake);
+    let (status, v) = get_json(
+        &client(),
+        &format!("{}/v1/mediaItems/{id}", fake.library_api_url()),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["baseUrl"].as_str().unwrap().to_owned()
+}
+
+/// A minimal EXIF reader, independent of the writer: returns (tags of IFD0, tags of the Exif
+/// IFD with ASCII values) from a JPEG's APP1 segment.
+fn exif_tags(jpeg: &[u8]) -> (Vec<u16>, Vec<(u16, String)>) {
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+    let mut i = 2;
+    while i + 4 <= jpeg.len() {
+        assert_eq!(jpeg[i], 0xFF);
+        let marker = jpeg[i + 1];
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        let payload = &jpeg[i + 4..i + 2 + len];
+        if marker == 0xE1 && payload.starts_with(b"Exif\0\0") {
+            let t = &payload[6..];
+            assert_eq!(&t[..4], b"II*\0");
+            let u16_at = |o: usize| u16::from_le_bytes([t[o], t[o + 1]]);
+            let u32_at =
+                |o: usize| u32::from_le_bytes([t[o], t[o + 1], t[o + 2], t[o + 3]]) as usize;
+            let ifd = |at: usize| -> Vec<(u16, u16, usize, usize)> {
+                (0..u16_at(at) as usize)
+                    .map(|k| {
+                        let e = at + 2 + 12 * k;
+                        (u16_at(e), u16_at(e + 2), u32_at(e + 4), e + 8)
+                    })
+                    .collect()
+            };
+            let ifd0 = ifd(u32_at(4));
+            let exif_ptr = ifd0
+                .iter()
+                .find(|e| e.0 == 0x8769)
+                .map(|e| u32_at(e.3))
+                .unwrap();
+            let exif: Vec<(u16, String)> = ifd(exif_ptr)
+                .into_iter()
+                .filter(|e| e.1 == 2)
+                .map(|(tag, _, count, val)| {
+                    let at = if count <= 4 { val } else { u32_at(val) };
+                    (
+                        tag,
+                        String::from_utf8(t[at..at + count - 1].to_vec()).unwrap(),
+                    )
+                })
+                .collect();
+            return (ifd0.iter().map(|e| e.0).collect(), exif);
+        }
+        i += 2 + len;
+    }
+    panic!("no EXIF segment");
+}
+
+#[tokio::test]
+async fn photo_download_matches_library_and_strips_gps() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(40)).await.unwrap();
+    let item = fake
+        .library()
+        .items()
+        .into_iter()
+        .find(|i| !i.is_video)
+        .unwrap();
+    let base = base_url_of(&fake, &item.id).await;
+    let r = client().get(format!("{base}=d")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let len: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), len);
+    assert_eq!(
+        body.to_vec(),
+        fake.library().download_bytes(&item.id, "d").unwrap()
+    );
+
+    let original = fake.library().original_bytes(&item.id).unwrap();
+    let (ifd0_orig, _) = exif_tags(&original);
+    let (ifd0_down, exif_down) = exif_tags(&body);
+    assert!(ifd0_orig.contains(&0x8825), "original has a GPS IFD");
+    assert!(
+        !ifd0_down.contains(&0x8825),
+        "=d strips location (spec §1.4)"
+    );
+    // DateTimeOriginal is local time; with OffsetTimeOriginal it gives back creationTime.
+    let dto = exif_down
+        .iter()
+        .find(|(t, _)| *t == 0x9003)
+        .unwrap()
+        .1
+        .clone();
+    let off = exif_down
+        .iter()
+        .find(|(t, _)| *t == 0x9011)
+        .unwrap()
+        .1
+        .clone();
+    let local =
+        chrono::DateTime::parse_from_str(&format!("{dto} {off}"), "%Y:%m:%d %H:%M:%S %:z").unwrap();
+    assert_eq!(local, item.creation_time);
+}
+
+#[tokio::test]
+async fn video_dv_is_transcoded_and_processing_videos_fail() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(60)).await.unwrap();
+    let items = fake.library().items();
+    let ready = items
+        .iter()
+        .find(|i| i.video_status == Some(VideoStatus::Ready))
+        .unwrap();
+    let base = base_url_of(&fake, &ready.id).await;
+    let r = client().get(format!("{base}=dv")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    let body = r.bytes().await.unwrap().to_vec();
+    assert_eq!(&body[4..8], b"ftyp");
+    assert_eq!(
+        body,
+        fake.library().download_bytes(&ready.id, "dv").unwrap()
+    );
+    assert_ne!(body, fake.library().original_bytes(&ready.id).unwrap());
+
+    let processing = items
+        .iter()
+        .find(|i| i.video_status == Some(VideoStatus::Processing))
+        .unwrap();
+    let base = base_url_of(&fake, &processing.id).await;
+    assert_eq!(
+        client()
+            .get(format!("{base}=dv"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert!(fake.set_video_ready(&processing.id));
+    assert_eq!(
+        client()
+            .get(format!("{base}=dv"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let cfg = FakeConfig {
+        processing_video: ProcessingVideoResponse::Forbidden,
+        ..FakeConfig::with_items(60)
+    };
+    let fake = FakeGoogle::start(cfg).await.unwrap();
+    let processing = fake
+        .library()
+        .items()
+        .into_iter()
+        .find(|i| i.video_status == Some(VideoStatus::Processing))
+        .unwrap();
+    let base = base_url_of(&fake, &processing.id).await;
+    assert_eq!(
+        client()
+            .get(format!("{base}=dv"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn sized_renditions_and_bad_params() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(40)).await.unwrap();
+    let item = fake
+        .library()
+        .items()
+        .into_iter()
+        .find(|i| !i.is_video)
+        .unwrap();
+    let base = base_url_of(&fake, &item.id).await;
+    let small = client()
+        .get(format!("{base}=w200-h200"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&small[..2], &[0xFF, 0xD8]);
+    assert_eq!(
+        small.to_vec(),
+        fake.library()
+            .download_bytes(&item.id, "w200-h200")
+            .unwrap()
+    );
+    assert_ne!(
+        small.to_vec(),
+        fake.library().download_bytes(&item.id, "d").unwrap()
+    );
+    assert_eq!(
+        client()
+            .get(format!("{base}=dv"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        client()
+            .get(format!("{base}=zz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let bare = client().get(&base).send().await.unwrap();
+    assert_eq!(bare.status(), 200);
+    let tampered = format!("{}x=d", base);
+    assert_eq!(client().get(tampered).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn base_urls_expire_after_sixty_minutes_on_the_fake_clock() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let item = fake
+        .library()
+        .items()
+        .into_iter()
+        .find(|i| !i.is_video)
+        .unwrap();
+    let base = base_url_of(&fake, &item.id).await;
+    fake.clock().advance(Duration::from_secs(59 * 60 + 59));
+    assert_eq!(
+        client()
+            .get(format!("{base}=d"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    fake.clock().advance(Duration::from_secs(1));
+    assert_eq!(
+        client()
+            .get(format!("{base}=d"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    // A re-fetched item carries a fresh URL.
+    let fresh = base_url_of(&fake, &item.id).await;
+    assert_eq!(
+        client()
+            .get(format!("{fresh}=d"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn range_requests_resume_downloads() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let item = fake
+        .library()
+        .items()
+        .into_iter()
+        .find(|i| !i.is_video)
+        .unwrap();
+    let full = fake.library().download_bytes(&item.id, "d").unwrap();
+    let base = base_url_of(&fake, &item.id).await;
+    let r = client()
+        .get(format!("{base}=d"))
+        .header("range", "bytes=100-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 100-{}/{}", full.len() - 1, full.len()).as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap().to_vec(), full[100..].to_vec());
+    let r = client()
+        .get(format!("{base}=d"))
+        .header("range", format!("bytes={}-", full.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+}
+
+#[tokio::test]
+async fn removed_items_404() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let item = fake.library().items()[3].clone();
+    let base = base_url_of(&fake, &item.id).await;
+    fake.remove_item(&item.id);
+    assert_eq!(
+        client()
+            .get(format!("{base}=d"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn stats_count_media_bytes() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let item = fake
+        .library()
+        .items()
+        .into_iter()
+        .find(|i| !i.is_video)
+        .unwrap();
+    let base = base_url_of(&fake, &item.id).await;
+    let body = client()
+        .get(format!("{base}=d"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let s = fake.stats();
+    assert_eq!(s.media_requests, 1);
+    assert_eq!(s.media_bytes, body.len() as u64);
+    assert_eq!(s.requests_to(fake_google::EndpointKind::LibraryGet), 1);
+    let _ = scopes::PICKER_READONLY;
+}
