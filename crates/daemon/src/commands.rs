@@ -89,6 +89,9 @@ async fn auth(config: &Config, port: u16, paste: bool) -> u8 {
         Ok(tokens) => tokens,
         Err(err) => return fail(err, exit::AUTH),
     };
+    if let Err(err) = ensure_private_dir(google.store.path()) {
+        return fail(err, exit::FAILURE);
+    }
     if let Err(err) = google.store.save(&tokens) {
         return fail(err, exit::FAILURE);
     }
@@ -98,6 +101,18 @@ async fn auth(config: &Config, port: u16, paste: bool) -> u8 {
         google.store.path().display()
     );
     exit::OK
+}
+
+/// Creates the token file's directory (mode 0700) on a fresh machine.
+fn ensure_private_dir(token_file: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match token_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+        _ => Ok(()),
+    }
 }
 
 /// Waits for the redirect, but also accepts a pasted URL on standard input: over SSH the
