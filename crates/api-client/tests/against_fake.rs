@@ -940,3 +940,96 @@ async fn picker_needs_the_picker_scope() {
         .unwrap_err();
     assert!(matches!(err, Error::InsufficientScope { .. }), "{err:?}");
 }
+
+/// A clock that plays the user: the first poll wait is when they finish picking.
+struct PickOnFirstSleep {
+    clock: Arc<ManualClock>,
+    pick: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Clock for PickOnFirstSleep {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> futures::future::BoxFuture<'static, ()> {
+        if let Some(pick) = self.pick.lock().unwrap().take() {
+            pick();
+        }
+        self.clock.sleep(duration)
+    }
+}
+
+impl std::fmt::Debug for PickOnFirstSleep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PickOnFirstSleep").finish_non_exhaustive()
+    }
+}
+
+#[tokio::test]
+async fn waiting_for_a_pick_polls_at_the_sessions_interval() {
+    let env = env(FakeConfig::with_items(5)).await;
+    let provider = env.provider(&[scopes::PICKER_READONLY]);
+    let session = env
+        .picker(&provider)
+        .create_session(None, None)
+        .await
+        .unwrap();
+
+    let control = env.fake.picker();
+    let id = session.id.as_str().to_owned();
+    let item = env.fake.library().items()[0].id.clone();
+    let clock = Arc::new(PickOnFirstSleep {
+        clock: ManualClock::starting_now(),
+        pick: std::sync::Mutex::new(Some(Box::new(move || {
+            control.pick(&id, &[item]).unwrap();
+        }))),
+    });
+    let http = HttpClient::builder().clock(clock.clone()).build().unwrap();
+    let picker = PickerClient::new(http, provider, &env.endpoints);
+    let done = picker.wait_until_picked(&session.id).await.unwrap();
+    assert!(done.media_items_set);
+    // One poll before the pick, one wait of the session's pollInterval ("5s"), one poll after.
+    assert_eq!(clock.clock.sleeps(), vec![Duration::from_secs(5)]);
+    assert_eq!(
+        env.fake.stats().requests_to(EndpointKind::PickerGetSession),
+        2
+    );
+}
+
+#[tokio::test]
+async fn body_shorter_than_content_length_is_a_retryable_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A bare server that promises 100 bytes and hangs up after 40.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await.unwrap();
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        stream.write_all(&[7u8; 40]).await.unwrap();
+        stream.shutdown().await.unwrap();
+    });
+    let http = HttpClient::builder()
+        .clock(ManualClock::starting_now())
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    let err = Downloader::new(http)
+        .download(&format!("http://{addr}/media/x=d"), None, &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Transport(_) | Error::ShortBody { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert!(out.len() <= 40);
+    server.await.unwrap();
+}
