@@ -203,6 +203,21 @@ impl Harness {
             .expect("runner alive")
     }
 
+    /// Returns once no cycle runs and `cycles` have started; each check is a round trip
+    /// through the daemon's control socket.
+    async fn wait_idle_after(&self, cycles: u64) {
+        within("the cycle to finish", async {
+            loop {
+                let status = request_status(&self.state_dir).await.unwrap().unwrap();
+                if status.running.is_none() && status.cycles_started == cycles {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
     async fn stop(self) -> Stopped {
         self.events.send(DaemonEvent::Shutdown).await.unwrap();
         within("the daemon to stop", self.daemon)
@@ -434,7 +449,7 @@ async fn ready_datagram_carries_the_next_run_in_local_time() {
 }
 
 #[tokio::test]
-async fn schedule_fires_on_the_local_wall_clock_across_spring_forward() {
+async fn schedule_fires_on_the_local_wall_clock_across_both_dst_changes() {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap());
     let mut h = start(Setup {
         clock: Some(clock.clone()),
@@ -453,6 +468,25 @@ async fn schedule_fires_on_the_local_wall_clock_across_spring_forward() {
         status.next_run,
         Some(Utc.with_ymd_and_hms(2026, 3, 30, 1, 17, 0).unwrap())
     );
+
+    h.wait_idle_after(1).await;
+    // Months later (a suspended machine): the overdue run fires once, not once per
+    // missed day, and the schedule continues from now.
+    clock.set(Utc.with_ymd_and_hms(2026, 10, 24, 12, 0, 0).unwrap());
+    assert_eq!(h.next_start().await.trigger, Trigger::Schedule);
+    let status = request_status(&h.state_dir).await.unwrap().unwrap();
+    // 2026-10-25 is the fall-back day: 03:17 is CET there, 02:17 UTC.
+    let autumn = Utc.with_ymd_and_hms(2026, 10, 25, 2, 17, 0).unwrap();
+    assert_eq!(status.next_run, Some(autumn));
+    h.wait_idle_after(2).await;
+    clock.set(autumn);
+    assert_eq!(h.next_start().await.trigger, Trigger::Schedule);
+    let status = request_status(&h.state_dir).await.unwrap().unwrap();
+    assert_eq!(
+        status.next_run,
+        Some(Utc.with_ymd_and_hms(2026, 10, 26, 2, 17, 0).unwrap())
+    );
+    assert_eq!(status.cycles_started, 3);
     h.stop().await;
 }
 

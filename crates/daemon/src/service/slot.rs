@@ -149,9 +149,10 @@ impl RunSlot {
                     outcome.text()
                 );
             }
-            slot.status.set(format!("idle; last cycle {outcome}"));
             slot.hooks.finished(request, &outcome);
             drop(release);
+            // After the release: whoever sees "idle" can start the next cycle.
+            slot.status.set(format!("idle; last cycle {outcome}"));
             publish.send_replace(Some(outcome.clone()));
             slot.hooks.after(request, outcome).await;
         });
@@ -310,16 +311,20 @@ mod tests {
             async move { slot.trigger(req(Trigger::Schedule, false)).await }
         });
         assert!(!started.recv().await.unwrap().rescan);
-        let rescan = tokio::spawn({
-            let slot = Arc::clone(&slot);
-            async move { slot.trigger(req(Trigger::RunNow, true)).await }
-        });
-        tokio::task::yield_now().await;
+        let rescan = slot.trigger(req(Trigger::RunNow, true));
+        tokio::pin!(rescan);
+        // Parked behind the plain cycle, not joined to it and not running beside it.
+        assert!(futures::poll!(&mut rescan).is_pending());
+        assert_eq!(slot.counters(), (1, 0));
         release.notify_one();
         assert_eq!(plain.await.unwrap().text(), "rescan=false");
-        assert!(started.recv().await.unwrap().rescan);
-        release.notify_one();
-        assert_eq!(rescan.await.unwrap().text(), "rescan=true");
+        let (outcome, second) = tokio::join!(&mut rescan, async {
+            let second = started.recv().await.unwrap();
+            release.notify_one();
+            second
+        });
+        assert!(second.rescan);
+        assert_eq!(outcome.text(), "rescan=true");
         assert_eq!(slot.counters().0, 2);
         assert_eq!(max.load(Ordering::SeqCst), 1, "never two at once");
     }
