@@ -67,7 +67,7 @@ pub use library::{
 pub use media::MediaParams;
 pub use oauth::{CLIENT_ID, CLIENT_SECRET, IssuedTokens, pkce_s256, scopes};
 pub use picker::{PickerControl, PickerSessionInfo, SessionState};
-pub use stats::Stats;
+pub use stats::{RequestRecord, Stats};
 
 use server::Inner;
 
@@ -231,7 +231,13 @@ impl FakeGoogle {
         self.inner.stats.snapshot()
     }
 
-    /// Zeroes the statistics (e.g. between benchmark phases).
+    /// Every answered request in order (the most recent 100,000), e.g. to check that a client
+    /// waited after a 429 or backed off after a 5xx.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.inner.stats.request_log()
+    }
+
+    /// Zeroes the statistics and the request log (e.g. between benchmark phases).
     pub fn reset_stats(&self) {
         self.inner.stats.reset();
     }

@@ -864,3 +864,30 @@ mod tests {
         assert_ne!(a.items()[0].id, b.items()[0].id);
     }
 }
+
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+
+    #[test]
+    fn hundred_thousand_items_generate_with_unique_ids() {
+        let cfg = FakeConfig {
+            items: 100_000,
+            albums: 50,
+            ..FakeConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let lib = GeneratedLibrary::generate(&cfg);
+        let elapsed = started.elapsed();
+        let d = lib.read();
+        assert_eq!(d.by_id.len(), 100_000, "ids are unique");
+        assert_eq!(d.order.len(), 100_000);
+        assert!(
+            d.albums
+                .iter()
+                .all(|a| a.members.len() <= 150 + 5 + 3 + 4 + 60),
+            "albums stay bounded"
+        );
+        eprintln!("generated 100k items in {elapsed:?}");
+    }
+}

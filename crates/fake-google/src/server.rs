@@ -24,7 +24,7 @@ use crate::media::{self, MediaParams, Rendition};
 use crate::oauth::{AuthFailure, OAuthState, scopes};
 use crate::picker::{self, PickerState};
 use crate::rng::{seal, unseal};
-use crate::stats::StatsCell;
+use crate::stats::{RequestRecord, StatsCell};
 use crate::{library_api, rng};
 
 /// Project number used in quota messages.
@@ -378,11 +378,23 @@ pub(crate) fn classify(method: &Method, path: &str) -> EndpointKind {
     }
 }
 
+/// What the request log records about a request.
+struct Call {
+    kind: EndpointKind,
+    method: Method,
+    path: String,
+}
+
 /// The one handler behind the listener.
 pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let kind = classify(&parts.method, &path);
+    let call = Call {
+        kind,
+        method: parts.method.clone(),
+        path: path.clone(),
+    };
     inner
         .stats
         .update(|s| *s.requests.entry(kind).or_default() += 1);
@@ -391,7 +403,7 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request) -> R
         Err(_) => {
             return finish(
                 &inner,
-                kind,
+                &call,
                 Reply::invalid("Request body too large or unreadable."),
                 None,
             );
@@ -406,13 +418,13 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request) -> R
             Fault::ResetMidBody { .. } | Fault::SlowBody { .. } => body_fault = Some(fault),
             _ => {
                 if let Some(reply) = fault_reply(kind, fault) {
-                    return finish(&inner, kind, reply, None);
+                    return finish(&inner, &call, reply, None);
                 }
             }
         }
     }
     if let Some(reply) = charge_quota(&inner, kind) {
-        return finish(&inner, kind, reply, None);
+        return finish(&inner, &call, reply, None);
     }
 
     let query: Vec<(String, String)> = parts
@@ -432,7 +444,7 @@ pub(crate) async fn dispatch(State(inner): State<Arc<Inner>>, req: Request) -> R
         body: &body,
     };
     let reply = route(&inner, kind, &r);
-    finish(&inner, kind, reply, body_fault)
+    finish(&inner, &call, reply, body_fault)
 }
 
 fn route(inner: &Inner, kind: EndpointKind, req: &Req<'_>) -> Reply {
@@ -469,8 +481,17 @@ fn route(inner: &Inner, kind: EndpointKind, req: &Req<'_>) -> Reply {
     }
 }
 
-fn finish(inner: &Inner, kind: EndpointKind, reply: Reply, body_fault: Option<Fault>) -> Response {
+fn finish(inner: &Inner, call: &Call, reply: Reply, body_fault: Option<Fault>) -> Response {
+    let kind = call.kind;
     let status = reply.status.as_u16();
+    inner.stats.log(RequestRecord {
+        kind,
+        method: call.method.to_string(),
+        path: call.path.clone(),
+        status,
+        fake_time: inner.now(),
+        at: std::time::Instant::now(),
+    });
     let full_len = reply.body.len();
     let sent = match body_fault {
         Some(Fault::ResetMidBody { after_bytes }) => after_bytes.min(full_len),

@@ -1,9 +1,32 @@
 //! Request statistics, for assertions and benchmark reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
 
 use crate::faults::EndpointKind;
+
+/// Entries kept in the request log; older ones are dropped so benchmarks stay bounded.
+const LOG_CAP: usize = 100_000;
+
+/// One answered request, for asserting client timing (e.g. back-off after 429/5xx).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Endpoint kind.
+    pub kind: EndpointKind,
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query (tokens never appear in it).
+    pub path: String,
+    /// Response status.
+    pub status: u16,
+    /// Fake-clock time of the request.
+    pub fake_time: DateTime<Utc>,
+    /// Real (monotonic) time the response was produced.
+    pub at: Instant,
+}
 
 /// A snapshot of what the fake has served so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,9 +65,26 @@ impl Stats {
 }
 
 #[derive(Debug, Clone, Default)]
-pub(crate) struct StatsCell(Arc<Mutex<Stats>>);
+pub(crate) struct StatsCell(Arc<Mutex<Stats>>, Arc<Mutex<VecDeque<RequestRecord>>>);
 
 impl StatsCell {
+    pub(crate) fn log(&self, record: RequestRecord) {
+        let mut log = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() == LOG_CAP {
+            log.pop_front();
+        }
+        log.push_back(record);
+    }
+
+    pub(crate) fn request_log(&self) -> Vec<RequestRecord> {
+        self.1
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn update(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
@@ -58,5 +98,9 @@ impl StatsCell {
 
     pub(crate) fn reset(&self) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Stats::default();
+        self.1
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }

@@ -283,3 +283,40 @@ async fn media_quota_applies_to_base_url_fetches() {
     assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
     assert_eq!(client().get(&url).send().await.unwrap().status(), 429);
 }
+
+#[tokio::test]
+async fn delay_fault_and_request_log() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let token = read_token(&fake);
+    // The delay is what is under test here, so wall-clock time is measured.
+    let delay = Duration::from_millis(50);
+    fake.faults().inject(
+        EndpointKind::LibraryAlbumsList,
+        Fault::Delay(delay),
+        Schedule::Next(1),
+    );
+    let url = format!("{}/v1/albums", fake.library_api_url());
+    let started = Instant::now();
+    assert_eq!(get_json(&client(), &url, &token).await.0, 200);
+    assert!(started.elapsed() >= delay);
+    fake.faults().inject(
+        EndpointKind::LibraryAlbumsList,
+        Fault::Internal,
+        Schedule::Next(1),
+    );
+    assert_eq!(get_json(&client(), &url, &token).await.0, 500);
+    let log = fake.request_log();
+    let statuses: Vec<(EndpointKind, u16)> = log.iter().map(|r| (r.kind, r.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (EndpointKind::LibraryAlbumsList, 200),
+            (EndpointKind::LibraryAlbumsList, 500)
+        ]
+    );
+    assert_eq!(log[0].path, "/library/v1/albums");
+    assert!(log[1].at >= log[0].at);
+    fake.reset_stats();
+    assert!(fake.request_log().is_empty());
+    assert_eq!(fake.stats().total_requests(), 0);
+}
