@@ -43,6 +43,8 @@ pub struct FakeConfig {
     pub processing_video: ProcessingVideoResponse,
     /// Picker session behaviour.
     pub picker: PickerConfig,
+    /// Device authorization flow behaviour (spec §4.5, §6.5).
+    pub device_flow: DeviceFlowConfig,
     /// How long a media base URL stays valid after issue (Google: about 60 minutes).
     pub base_url_ttl: Duration,
     /// Port to bind on 127.0.0.1; 0 picks a free one.
@@ -69,6 +71,7 @@ impl Default for FakeConfig {
             missing_item: MissingItemResponse::InvalidArgument,
             processing_video: ProcessingVideoResponse::NotFound,
             picker: PickerConfig::default(),
+            device_flow: DeviceFlowConfig::default(),
             base_url_ttl: Duration::from_secs(60 * 60),
             port: 0,
         }
@@ -213,6 +216,28 @@ impl Default for PickerConfig {
             session_ttl: Duration::from_secs(60 * 60),
             max_live_sessions: 50,
             no_photos_account: false,
+        }
+    }
+}
+
+/// Device authorization flow ("TVs and limited input devices", spec §4.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFlowConfig {
+    /// Whether `photospicker.mediaitems.readonly` may be requested (unverified upstream;
+    /// `photoslibrary*` scopes are always refused with `invalid_scope`).
+    pub picker_scope_allowed: bool,
+    /// `interval` reported to the client; polling faster (in real time) gets `slow_down`.
+    pub interval: Duration,
+    /// Lifetime of a device code on the fake clock.
+    pub expires_in: Duration,
+}
+
+impl Default for DeviceFlowConfig {
+    fn default() -> Self {
+        Self {
+            picker_scope_allowed: true,
+            interval: Duration::from_secs(5),
+            expires_in: Duration::from_secs(1800),
         }
     }
 }

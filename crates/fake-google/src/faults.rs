@@ -14,6 +14,8 @@ pub enum EndpointKind {
     OAuthToken,
     /// `POST /oauth2/revoke`.
     OAuthRevoke,
+    /// `POST /oauth2/device/code` (device authorization flow).
+    OAuthDeviceCode,
     /// `GET /library/v1/mediaItems`.
     LibraryList,
     /// `POST /library/v1/mediaItems:search`.
@@ -78,7 +80,10 @@ impl EndpointKind {
     pub fn is_oauth(self) -> bool {
         matches!(
             self,
-            EndpointKind::OAuthAuthorize | EndpointKind::OAuthToken | EndpointKind::OAuthRevoke
+            EndpointKind::OAuthAuthorize
+                | EndpointKind::OAuthToken
+                | EndpointKind::OAuthRevoke
+                | EndpointKind::OAuthDeviceCode
         )
     }
 }

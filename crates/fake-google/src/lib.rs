@@ -56,7 +56,7 @@ use tokio::task::JoinHandle;
 
 pub use clock::FakeClock;
 pub use config::{
-    ConsentBehaviour, FakeConfig, MissingItemResponse, PageQuirks, PickerConfig,
+    ConsentBehaviour, DeviceFlowConfig, FakeConfig, MissingItemResponse, PageQuirks, PickerConfig,
     ProcessingVideoResponse, Quotas, RemovedScopePolicy,
 };
 pub use faults::{EndpointKind, Fault, Faults, Schedule};
@@ -192,6 +192,11 @@ impl FakeGoogle {
         format!("{}/oauth2/revoke", self.inner.base)
     }
 
+    /// Device authorization endpoint (Google: `https://oauth2.googleapis.com/device/code`).
+    pub fn device_code_url(&self) -> String {
+        format!("{}/oauth2/device/code", self.inner.base)
+    }
+
     /// Library API root; clients append `/v1/...` (Google: `https://photoslibrary.googleapis.com`).
     pub fn library_api_url(&self) -> String {
         format!("{}/library", self.inner.base)
@@ -261,6 +266,18 @@ impl FakeGoogle {
     /// Changes what the scripted user does on the next consent screens.
     pub fn set_consent(&self, consent: ConsentBehaviour) {
         self.inner.oauth().consent = consent;
+    }
+
+    /// The user types `user_code` on the device verification page and answers according to
+    /// the current [`ConsentBehaviour`]. False if no pending code matches.
+    pub fn approve_device(&self, user_code: &str) -> bool {
+        self.inner.oauth().decide_device(user_code)
+    }
+
+    /// User codes of device-flow requests still waiting for the user.
+    pub fn pending_device_codes(&self) -> Vec<String> {
+        let now = self.inner.now();
+        self.inner.oauth().pending_user_codes(now)
     }
 
     /// Adds items (e.g. an upload of an old photo), returning their ids in order.

@@ -2,11 +2,12 @@
 //! PKCE, refresh), revocation, and the token store the API hosts authenticate against.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use url::Url;
 
-use crate::config::{ConsentBehaviour, RemovedScopePolicy};
+use crate::config::{ConsentBehaviour, DeviceFlowConfig, RemovedScopePolicy};
 use crate::rng::{b64, sha256};
 
 /// Scope URLs the fake knows about (spec §2, /work/notes/endpoints.md).
@@ -77,6 +78,20 @@ struct AuthCode {
 }
 
 #[derive(Debug)]
+struct DeviceAuth {
+    user_code: String,
+    scopes: Vec<String>,
+    expires: DateTime<Utc>,
+    /// `None` while the user has not acted; `Some(None)` denied; `Some(Some(scopes))` approved.
+    decision: Option<Option<Vec<String>>>,
+    last_poll: Option<Instant>,
+    redeemed: bool,
+}
+
+/// Device-flow grant type.
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+#[derive(Debug)]
 struct Grant {
     scopes: Vec<String>,
     issued: DateTime<Utc>,
@@ -137,6 +152,8 @@ pub(crate) struct OAuthState {
     refresh: HashMap<String, u64>,
     access: HashMap<String, Access>,
     refresh_order: VecDeque<u64>,
+    devices: HashMap<String, DeviceAuth>,
+    pub device_flow: DeviceFlowConfig,
     pub consent: ConsentBehaviour,
     pub removed_scope_policy: RemovedScopePolicy,
     pub testing_mode: bool,
@@ -148,6 +165,7 @@ impl OAuthState {
         consent: ConsentBehaviour,
         removed_scope_policy: RemovedScopePolicy,
         testing_mode: bool,
+        device_flow: DeviceFlowConfig,
     ) -> Self {
         Self {
             secret,
@@ -157,6 +175,8 @@ impl OAuthState {
             refresh: HashMap::new(),
             access: HashMap::new(),
             refresh_order: VecDeque::new(),
+            devices: HashMap::new(),
+            device_flow,
             consent,
             removed_scope_policy,
             testing_mode,
@@ -315,6 +335,7 @@ impl OAuthState {
                     "token_type": "Bearer",
                 }))
             }
+            Some(DEVICE_GRANT) => self.poll_device(form, now),
             Some(other) => Err(oerr(
                 400,
                 "unsupported_grant_type",
@@ -364,6 +385,157 @@ impl OAuthState {
             "scope": t.scopes.join(" "),
             "token_type": "Bearer",
         }))
+    }
+
+    /// `POST /device/code` (spec §4.5): `photoslibrary*` scopes are not allowed in this flow.
+    pub(crate) fn device_code(
+        &mut self,
+        form: &HashMap<String, String>,
+        now: DateTime<Utc>,
+        verification_url: &str,
+    ) -> Result<serde_json::Value, OAuthError> {
+        match form.get("client_id").map(String::as_str) {
+            Some(CLIENT_ID) => {}
+            None => {
+                return Err(oerr(
+                    400,
+                    "invalid_request",
+                    "Missing required parameter: client_id",
+                ));
+            }
+            Some(_) => {
+                return Err(oerr(
+                    401,
+                    "invalid_client",
+                    "The OAuth client was not found.",
+                ));
+            }
+        }
+        let requested: Vec<String> = form
+            .get("scope")
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        if requested.is_empty() {
+            return Err(oerr(
+                400,
+                "invalid_request",
+                "Missing required parameter: scope",
+            ));
+        }
+        for s in &requested {
+            let photos = s.starts_with("https://www.googleapis.com/auth/photoslibrary");
+            let picker = s == scopes::PICKER_READONLY;
+            if photos || (picker && !self.device_flow.picker_scope_allowed) {
+                return Err(oerr(
+                    400,
+                    "invalid_scope",
+                    format!("Invalid device flow scope: {s}"),
+                ));
+            }
+        }
+        let device_code = format!("AH-1{}", self.fresh("device"));
+        let letters = self
+            .fresh("user")
+            .to_ascii_uppercase()
+            .replace(['-', '_'], "X");
+        let user_code = format!("{}-{}", &letters[..4], &letters[4..8]);
+        let expires = now
+            + TimeDelta::from_std(self.device_flow.expires_in).unwrap_or(TimeDelta::minutes(30));
+        self.devices.insert(
+            device_code.clone(),
+            DeviceAuth {
+                user_code: user_code.clone(),
+                scopes: requested,
+                expires,
+                decision: None,
+                last_poll: None,
+                redeemed: false,
+            },
+        );
+        Ok(serde_json::json!({
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_url": verification_url,
+            "expires_in": self.device_flow.expires_in.as_secs(),
+            "interval": self.device_flow.interval.as_secs(),
+        }))
+    }
+
+    fn poll_device(
+        &mut self,
+        form: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, OAuthError> {
+        let code = form.get("device_code").ok_or_else(|| {
+            oerr(
+                400,
+                "invalid_request",
+                "Missing required parameter: device_code",
+            )
+        })?;
+        let interval = self.device_flow.interval;
+        let d = self
+            .devices
+            .get_mut(code)
+            .ok_or_else(|| oerr(400, "invalid_grant", "Malformed auth code."))?;
+        if d.redeemed {
+            return Err(oerr(400, "invalid_grant", "Bad Request"));
+        }
+        if now >= d.expires {
+            return Err(oerr(400, "expired_token", "Bad Request"));
+        }
+        let too_fast = d.last_poll.is_some_and(|t| t.elapsed() < interval);
+        d.last_poll = Some(Instant::now());
+        if too_fast {
+            return Err(oerr(403, "slow_down", "Forbidden"));
+        }
+        let scopes = match &d.decision {
+            None => return Err(oerr(428, "authorization_pending", "Precondition Required")),
+            Some(None) => return Err(oerr(403, "access_denied", "Forbidden")),
+            Some(Some(s)) => s.clone(),
+        };
+        d.redeemed = true;
+        let t = self.issue(scopes, now);
+        Ok(serde_json::json!({
+            "access_token": t.access_token,
+            "expires_in": ACCESS_TTL_SECS,
+            "refresh_token": t.refresh_token,
+            "scope": t.scopes.join(" "),
+            "token_type": "Bearer",
+        }))
+    }
+
+    /// The user enters `user_code` on the verification page and answers per [`ConsentBehaviour`].
+    pub(crate) fn decide_device(&mut self, user_code: &str) -> bool {
+        let consent = self.consent.clone();
+        let Some(d) = self
+            .devices
+            .values_mut()
+            .find(|d| d.user_code == user_code && d.decision.is_none())
+        else {
+            return false;
+        };
+        d.decision = Some(match consent {
+            ConsentBehaviour::Deny => None,
+            ConsentBehaviour::Approve => Some(d.scopes.clone()),
+            ConsentBehaviour::ReduceScope(drop) => Some(
+                d.scopes
+                    .iter()
+                    .filter(|s| !drop.contains(s))
+                    .cloned()
+                    .collect(),
+            ),
+        });
+        true
+    }
+
+    /// User codes still waiting for the user.
+    pub(crate) fn pending_user_codes(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.devices
+            .values()
+            .filter(|d| d.decision.is_none() && now < d.expires)
+            .map(|d| d.user_code.clone())
+            .collect()
     }
 
     /// Creates a grant with a refresh token and a first access token.
@@ -482,6 +654,7 @@ mod tests {
             ConsentBehaviour::Approve,
             RemovedScopePolicy::GrantThenForbid,
             false,
+            DeviceFlowConfig::default(),
         );
         let first = s.issue(vec![scopes::PICKER_READONLY.into()], now);
         for _ in 0..REFRESH_CAP {

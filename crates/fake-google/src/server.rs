@@ -52,6 +52,7 @@ impl Inner {
             config.consent.clone(),
             config.removed_scope_policy,
             config.testing_mode,
+            config.device_flow.clone(),
         );
         Self {
             clock: FakeClock::new(config.clock_start),
@@ -186,14 +187,13 @@ impl Req<'_> {
     /// 400 for query parameters the method does not know (Google rejects them), ignoring the
     /// system parameters every Google API accepts (spec §6.1).
     pub(crate) fn check_query(&self, allowed: &[&str]) -> Result<(), Reply> {
-        const SYSTEM: [&str; 7] = [
+        const SYSTEM: [&str; 6] = [
             "fields",
             "prettyPrint",
             "alt",
             "key",
             "quotaUser",
             "$.xgafv",
-            "access_token",
         ];
         for (k, _) in &self.query {
             if !allowed.contains(&k.as_str()) && !SYSTEM.contains(&k.as_str()) {
@@ -357,6 +357,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> EndpointKind {
         ["accounts", "o", "oauth2", "v2", "auth"] => K::OAuthAuthorize,
         ["oauth2", "token"] => K::OAuthToken,
         ["oauth2", "revoke"] => K::OAuthRevoke,
+        ["oauth2", "device", "code"] => K::OAuthDeviceCode,
         ["media", ..] => K::Media,
         ["library", "v1", "mediaItems"] if method == Method::GET => K::LibraryList,
         ["library", "v1", "mediaItems:search"] if method == Method::POST => K::LibrarySearch,
@@ -453,6 +454,7 @@ fn route(inner: &Inner, kind: EndpointKind, req: &Req<'_>) -> Reply {
         K::OAuthAuthorize => oauth_authorize(inner, req),
         K::OAuthToken => oauth_token(inner, req),
         K::OAuthRevoke => oauth_revoke(inner, req),
+        K::OAuthDeviceCode => oauth_device_code(inner, req),
         K::Media => serve_media(inner, req),
         K::LibraryList
         | K::LibrarySearch
@@ -467,6 +469,12 @@ fn route(inner: &Inner, kind: EndpointKind, req: &Req<'_>) -> Reply {
         | K::PickerDeleteSession
         | K::PickerListItems
         | K::PickerOther => picker::handle(inner, kind, req),
+        K::Other if req.path == "/device" => Reply::text(
+            200,
+            "text/html; charset=utf-8",
+            "<!doctype html><title>Fake device verification</title><p>A test or the demo enters \
+             the user code through FakeGoogle::approve_device.</p>",
+        ),
         K::Other if req.path.starts_with("/picker-ui/") => Reply::text(
             200,
             "text/html; charset=utf-8",
@@ -594,7 +602,13 @@ fn oauth_token(inner: &Inner, req: &Req<'_>) -> Reply {
         });
     }
     let now = inner.now();
-    let result = inner.oauth().token(&form(req), now);
+    let mut form = form(req);
+    // client_secret_basic (RFC 6749 §2.3.1), the default of many OAuth libraries.
+    if let Some((id, secret)) = basic_credentials(req) {
+        form.entry("client_id".into()).or_insert(id);
+        form.entry("client_secret".into()).or_insert(secret);
+    }
+    let result = inner.oauth().token(&form, now);
     match result {
         Ok(v) => {
             inner.stats.update(|s| s.access_tokens_issued += 1);
@@ -605,6 +619,44 @@ fn oauth_token(inner: &Inner, req: &Req<'_>) -> Reply {
         }
         Err(e) => oauth_error(e),
     }
+}
+
+fn oauth_device_code(inner: &Inner, req: &Req<'_>) -> Reply {
+    if req.method != Method::POST {
+        return oauth_error(crate::oauth::OAuthError {
+            status: 405,
+            error: "invalid_request",
+            description: "Method not allowed".into(),
+        });
+    }
+    let now = inner.now();
+    let verification = format!("{}/device", inner.base);
+    match inner.oauth().device_code(&form(req), now, &verification) {
+        Ok(v) => Reply::ok(&v),
+        Err(e) => oauth_error(e),
+    }
+}
+
+/// `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
+fn basic_credentials(req: &Req<'_>) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let v = req.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((decode(id), decode(secret)))
 }
 
 fn oauth_revoke(inner: &Inner, req: &Req<'_>) -> Reply {

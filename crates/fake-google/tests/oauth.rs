@@ -299,3 +299,133 @@ async fn access_tokens_expire_on_the_fake_clock() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn client_secret_basic_is_accepted() {
+    use base64::Engine as _;
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let (_, q) = consent(&fake, scopes::PICKER_READONLY, None).await;
+    let code = param(&q, "code").unwrap().to_owned();
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let r = client()
+        .post(fake.token_url())
+        .header("authorization", format!("Basic {basic}"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn device_poll(fake: &FakeGoogle, device_code: &str) -> (u16, Value) {
+    token(
+        fake,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn device_flow_pending_slow_down_approve() {
+    let cfg = FakeConfig {
+        device_flow: fake_google::DeviceFlowConfig {
+            interval: Duration::ZERO,
+            ..Default::default()
+        },
+        ..FakeConfig::with_items(30)
+    };
+    let fake = FakeGoogle::start(cfg).await.unwrap();
+    let r = client()
+        .post(fake.device_code_url())
+        .form(&[
+            ("client_id", CLIENT_ID),
+            ("scope", scopes::LIBRARY_READONLY_APPCREATED),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["error"], "invalid_scope",
+        "photoslibrary scopes are not allowed (spec §4.5)"
+    );
+
+    let r = client()
+        .post(fake.device_code_url())
+        .form(&[("client_id", CLIENT_ID), ("scope", scopes::PICKER_READONLY)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let device_code = body["device_code"].as_str().unwrap().to_owned();
+    let user_code = body["user_code"].as_str().unwrap().to_owned();
+    assert!(
+        body["verification_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&fake.base_url())
+    );
+
+    let (status, body) = device_poll(&fake, &device_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (428, Some("authorization_pending"))
+    );
+    assert_eq!(fake.pending_device_codes(), vec![user_code.clone()]);
+    assert!(fake.approve_device(&user_code));
+    let (status, body) = device_poll(&fake, &device_code).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], scopes::PICKER_READONLY);
+    // A device code is redeemed once.
+    assert_eq!(device_poll(&fake, &device_code).await.0, 400);
+}
+
+#[tokio::test]
+async fn device_flow_slow_down_deny_and_expiry() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let start = || async {
+        let r = client()
+            .post(fake.device_code_url())
+            .form(&[("client_id", CLIENT_ID), ("scope", scopes::PICKER_READONLY)])
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["interval"], 5);
+        (
+            v["device_code"].as_str().unwrap().to_owned(),
+            v["user_code"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (first, _) = start().await;
+    assert_eq!(
+        device_poll(&fake, &first).await.1["error"],
+        "authorization_pending"
+    );
+    // Polling again at once, well inside the 5 s interval.
+    assert_eq!(device_poll(&fake, &first).await.1["error"], "slow_down");
+
+    fake.set_consent(ConsentBehaviour::Deny);
+    let (device_code, user_code2) = start().await;
+    assert!(fake.approve_device(&user_code2));
+    assert_eq!(
+        device_poll(&fake, &device_code).await.1["error"],
+        "access_denied"
+    );
+
+    fake.clock().advance(Duration::from_secs(1800));
+    assert!(fake.pending_device_codes().is_empty());
+    assert_eq!(device_poll(&fake, &first).await.1["error"], "expired_token");
+}
