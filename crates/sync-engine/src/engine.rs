@@ -26,7 +26,7 @@ use crate::types::{MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
 
 /// Flush the index after this many listed items.
 const CHECKPOINT_ITEMS: u64 = 1000;
-/// In batch durability, commit after this many completed files.
+/// In batch durability, commit after this many completed files; flush the index as often.
 const BATCH_COMMIT: usize = 64;
 /// Owner prefix of paths found by `reindex` that no item has claimed yet.
 const ORPHAN: &str = "orphan:";
@@ -710,6 +710,7 @@ impl Engine {
         let mut state = DlState {
             tasks: JoinSet::new(),
             uncommitted: Vec::new(),
+            since_flush: 0,
             stop_reason: None,
         };
 
@@ -916,7 +917,12 @@ impl Engine {
                 if self.config.durability == Durability::PerFile
                     || state.uncommitted.len() >= BATCH_COMMIT
                 {
+                    state.since_flush += state.uncommitted.len();
                     self.commit_batch(&mut state.uncommitted, report)?;
+                    if state.since_flush >= BATCH_COMMIT {
+                        self.index.flush()?;
+                        state.since_flush = 0;
+                    }
                 }
             }
             ItemResult::Processing => {
@@ -1351,6 +1357,8 @@ impl Engine {
 struct DlState {
     tasks: JoinSet<ItemOutcome>,
     uncommitted: Vec<(MediaId, u64, String)>,
+    /// Files recorded since the last index flush.
+    since_flush: usize,
     stop_reason: Option<Stop>,
 }
 
@@ -1537,13 +1545,15 @@ async fn write_one(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(fsops::temp_name(&name));
-    let file = tokio::fs::OpenOptions::new()
+    // Created synchronously, guard armed at once: an async open cancelled mid-flight would
+    // still create the file on a blocking thread after the guard had run.
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .await
         .map_err(|e| WriteFail::Local(Error::io("create", &tmp, e)))?;
     let mut guard = TempGuard(Some(tmp.clone()));
+    let file = tokio::fs::File::from_std(file);
     let mut w = HashingWriter::new(file);
     let fetched = source.fetch(prep, &mut w).await;
     if w.disk_full() {
@@ -1595,9 +1605,9 @@ async fn write_one(
         Error::DiskFull { .. } => WriteFail::DiskFull,
         other => WriteFail::Local(other),
     })?;
-    tokio::fs::rename(&tmp, target)
-        .await
-        .map_err(|e| WriteFail::Local(Error::io("rename", &tmp, e)))?;
+    // Synchronous for the same reason as the create: rename and disarm cannot be separated
+    // by a cancellation point.
+    std::fs::rename(&tmp, target).map_err(|e| WriteFail::Local(Error::io("rename", &tmp, e)))?;
     guard.0 = None;
     if per_file {
         let d = dir.to_path_buf();

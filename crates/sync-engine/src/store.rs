@@ -104,10 +104,11 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
-            // We flush explicitly at checkpoints; a background flush every second is a cheap
-            // extra bound on what a crash can lose (the library tree is then reconciled by
-            // adoption anyway).
-            .flush_every_ms(Some(1000))
+            // No background flusher: its thread would keep the database (and its file lock)
+            // alive after the last handle is dropped, so a re-open right after close would see
+            // IndexLocked. The engine flushes explicitly at checkpoints; what a crash loses
+            // since the last one is re-adopted from the library tree without download.
+            .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if is_lock_error(&io) => Error::IndexLocked {
