@@ -93,13 +93,12 @@ pub fn sanitize_entry_path(raw: &str) -> Result<EntryPath, PathRejection> {
         return Err(PathRejection::Absolute);
     }
     let mut parts: Vec<&str> = Vec::new();
-    for (i, comp) in unified.split('/').enumerate() {
-        if i == 0 && is_drive(comp) {
-            return Err(PathRejection::DriveLetter);
-        }
+    for comp in unified.split('/') {
         match comp {
             "" | "." => {}
             ".." => return Err(PathRejection::ParentComponent),
+            // Checked on the first *kept* component, so `./C:/x` cannot become `C:/x`.
+            c if parts.is_empty() && is_drive(c) => return Err(PathRejection::DriveLetter),
             c => parts.push(c),
         }
     }
@@ -145,6 +144,7 @@ mod tests {
         assert_eq!(sanitize_entry_path("\\\\server\\share"), Err(Absolute));
         assert_eq!(sanitize_entry_path("C:/Windows/x.jpg"), Err(DriveLetter));
         assert_eq!(sanitize_entry_path("c:evil.jpg"), Err(DriveLetter));
+        assert_eq!(sanitize_entry_path("./C:/evil.jpg"), Err(DriveLetter));
         assert_eq!(sanitize_entry_path("a\0b.jpg"), Err(Nul));
         assert_eq!(sanitize_entry_path("a\u{1b}b.jpg"), Err(ControlChar));
         assert_eq!(sanitize_entry_path("./"), Err(Empty));

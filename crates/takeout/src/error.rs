@@ -43,12 +43,4 @@ pub enum TakeoutError {
         /// The configured limit.
         limit: u64,
     },
-    /// A part changed between the catalog pass and the streaming pass.
-    #[error("part {path} changed since it was catalogued: {detail}")]
-    PartChanged {
-        /// The part.
-        path: PathBuf,
-        /// What differs.
-        detail: String,
-    },
 }
