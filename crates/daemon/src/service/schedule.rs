@@ -99,7 +99,9 @@ impl Schedule {
         let offset_now = self.offset_at(after);
         let offset_soon = self.offset_at(after + MAX_DST_SHIFT);
         let lookback = (offset_now - offset_soon).max(Duration::zero());
-        let start = self.local(after) - lookback;
+        // Whole seconds: croner keeps the sub-second part of its start time, and a
+        // timer armed for 03:17:00.329 is as wrong in a log as it is in a test.
+        let start = (self.local(after) - lookback).with_nanosecond(0)?;
 
         let mut best: Option<DateTime<Utc>> = None;
         let mut candidate = self.next_naive(start, true)?;
@@ -341,6 +343,25 @@ mod tests {
                 utc(2026, 3, 29, 1, 0),  // 03:00 CEST
                 utc(2026, 3, 29, 1, 30),
             ]
+        );
+    }
+
+    #[test]
+    fn fire_times_are_whole_seconds() {
+        let schedule = Schedule::new("0 17 3 * * *", berlin()).unwrap();
+        let after = utc(2026, 6, 1, 12, 0) + Duration::milliseconds(329);
+        assert_eq!(schedule.next_after(after), Some(utc(2026, 6, 2, 1, 17)));
+        // Just past a fire time, by less than a second: the next one, not the same.
+        let just_after = utc(2026, 6, 2, 1, 17) + Duration::milliseconds(1);
+        assert_eq!(
+            schedule.next_after(just_after),
+            Some(utc(2026, 6, 3, 1, 17))
+        );
+        let every_second = Schedule::new("* * * * * *", chrono_tz::UTC).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::milliseconds(999);
+        assert_eq!(
+            every_second.next_after(at),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 1).unwrap())
         );
     }
 
