@@ -135,7 +135,8 @@ pub(crate) struct ItemRecord {
     pub filename: String,
     pub mime: String,
     pub is_video: bool,
-    pub creation: i64,
+    /// Capture time in Unix milliseconds (some cameras record sub-second precision).
+    pub creation_ms: i64,
     pub tz_offset_min: i16,
     pub width: u32,
     pub height: u32,
@@ -152,12 +153,12 @@ pub(crate) struct ItemRecord {
 
 impl ItemRecord {
     pub(crate) fn creation_time(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp(self.creation, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        DateTime::from_timestamp_millis(self.creation_ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
     }
 
     /// Key of the display order (newest first, ties by sequence number).
     pub(crate) fn order_key(&self) -> OrderKey {
-        (Reverse(self.creation), self.seq)
+        (Reverse(self.creation_ms), self.seq)
     }
 
     pub(crate) fn camera(&self) -> Option<&'static (&'static str, &'static str, f32, f32, f64)> {
@@ -464,7 +465,7 @@ impl GeneratedLibrary {
                 filename: n.filename.clone(),
                 mime: mime_for(&n.filename, n.is_video).to_owned(),
                 is_video: n.is_video,
-                creation: n.creation_time.timestamp(),
+                creation_ms: n.creation_time.timestamp_millis(),
                 tz_offset_min: 0,
                 width: if n.is_video { 1920 } else { 4032 },
                 height: if n.is_video { 1080 } else { 3024 },
@@ -684,7 +685,15 @@ fn generate(config: &FakeConfig) -> LibraryData {
         let is_video = special.map_or_else(|| rng.chance(0.1), |s| s.is_video);
         let camera_idx = rng.below(CAMERAS.len() as u64 + 1);
         let camera = (camera_idx < CAMERAS.len() as u64).then_some(camera_idx as u8);
-        let time = DateTime::from_timestamp(creation, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        // Phones record sub-second capture times; proto3 JSON then carries 3 fractional digits.
+        let millis = if matches!(camera, Some(0 | 3)) && special.is_none() {
+            rng.below(1000) as i64
+        } else {
+            0
+        };
+        let creation_ms = creation * 1000 + millis;
+        let time =
+            DateTime::from_timestamp_millis(creation_ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let filename = match special {
             Some(s) => s.filename.clone(),
             None => regular_name(&mut rng, camera, is_video, time),
@@ -722,7 +731,7 @@ fn generate(config: &FakeConfig) -> LibraryData {
             mime: mime_for(&filename, is_video).to_owned(),
             filename,
             is_video,
-            creation,
+            creation_ms,
             tz_offset_min: *rng.pick(&TZ_OFFSETS),
             width,
             height,
@@ -747,7 +756,7 @@ fn generate(config: &FakeConfig) -> LibraryData {
             .items
             .iter()
             .filter(|r| r.library_visible())
-            .map(|r| (r.creation, r.seq))
+            .map(|r| (r.creation_ms, r.seq))
             .collect();
         v.sort_unstable();
         v
@@ -760,8 +769,8 @@ fn generate(config: &FakeConfig) -> LibraryData {
         // Album #2 stays empty: clients must cope with `mediaItemsCount: "0"` and no cover.
         if n != 2 && !by_time.is_empty() {
             let center = start + rng.below(span.max(1) as u64) as i64;
-            let lo = by_time.partition_point(|(t, _)| *t < center - 20 * 86_400);
-            let hi = by_time.partition_point(|(t, _)| *t <= center + 20 * 86_400);
+            let lo = by_time.partition_point(|(t, _)| *t < (center - 20 * 86_400) * 1000);
+            let hi = by_time.partition_point(|(t, _)| *t <= (center + 20 * 86_400) * 1000);
             let window = &by_time[lo..hi];
             let keep = (150.0 / window.len().max(1) as f64).min(1.0);
             members.extend(window.iter().filter(|_| rng.chance(keep)).map(|(_, s)| *s));
@@ -775,7 +784,7 @@ fn generate(config: &FakeConfig) -> LibraryData {
             if n == 0 && !specials.is_empty() {
                 members.extend(0..4);
             }
-            members.sort_unstable_by_key(|s| (d.items[*s as usize].creation, *s));
+            members.sort_unstable_by_key(|s| (d.items[*s as usize].creation_ms, *s));
             members.dedup();
         }
         for s in &members {
@@ -797,8 +806,8 @@ fn regular_name(
 ) -> String {
     let stamp = t.format("%Y%m%d_%H%M%S");
     match (camera, is_video) {
-        (Some(0), false) => format!("PXL_{stamp}{:03}.jpg", rng.below(1000)),
-        (Some(0), true) => format!("PXL_{stamp}{:03}.mp4", rng.below(1000)),
+        (Some(0), false) => format!("PXL_{stamp}{}.jpg", t.format("%3f")),
+        (Some(0), true) => format!("PXL_{stamp}{}.mp4", t.format("%3f")),
         // iPhone counters wrap at 9999, so real libraries repeat these names over the years.
         (Some(1), false) => format!("IMG_{:04}.JPG", rng.below(10_000)),
         (Some(1), true) => format!("IMG_{:04}.MOV", rng.below(10_000)),

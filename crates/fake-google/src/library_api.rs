@@ -110,7 +110,7 @@ fn page_target(q: PageQuirks, page: u32, size: usize) -> usize {
 // --- MediaItem JSON --------------------------------------------------------------------------
 
 pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// Per-item photo settings, derived from the seed (not stored).
@@ -286,7 +286,7 @@ fn run_query(
     let (seqs, more) = scan(&d, q, after, target);
     let next = more.then(|| {
         let (a, b) = match seqs.last() {
-            Some(s) => (d.items[*s as usize].creation, *s),
+            Some(s) => (d.items[*s as usize].creation_ms, *s),
             None => after.map_or((0, u32::MAX), |(Reverse(a), b)| (a, b)),
         };
         PageToken {

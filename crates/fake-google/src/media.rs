@@ -333,6 +333,11 @@ fn exif_tiff(spec: &MediaSpec<'_>, with_gps: bool) -> Vec<u8> {
         long(0xA002, spec.width),
         long(0xA003, spec.height),
     ];
+    let millis = spec.creation.timestamp_subsec_millis();
+    if millis != 0 {
+        // SubSecTimeOriginal: the fraction DateTimeOriginal cannot hold.
+        exif.push(ascii(0x9291, &format!("{millis:03}")));
+    }
     exif.sort_by_key(|e| e.tag);
 
     let mut gps_rng = SplitMix64::derive(spec.seed, "gps", u64::from(spec.seq));

@@ -575,3 +575,38 @@ async fn albums_list_get_and_album_search() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn timestamps_carry_fractional_seconds_only_when_present() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(100))
+        .await
+        .unwrap();
+    let token = read_token(&fake);
+    let (ids, _, _) = list_all(&fake, &token, 100).await;
+    assert!(!ids.is_empty());
+    let c = client();
+    let mut with_fraction = 0;
+    for item in fake.library().items().iter().take(40) {
+        let (_, v) = get_json(
+            &c,
+            &format!("{}/v1/mediaItems/{}", fake.library_api_url(), item.id),
+            &token,
+        )
+        .await;
+        let ct = v["mediaMetadata"]["creationTime"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // RFC 3339 with Z and 0 or 3 fractional digits (spec §6.1).
+        let frac = ct
+            .split_once('.')
+            .map(|(_, f)| f.trim_end_matches('Z').len());
+        assert!(matches!(frac, None | Some(3)), "{ct}");
+        with_fraction += usize::from(frac.is_some());
+        assert_eq!(
+            chrono::DateTime::parse_from_rfc3339(&ct).unwrap(),
+            item.creation_time
+        );
+    }
+    assert!(with_fraction > 0);
+}

@@ -74,11 +74,12 @@ fn exif_tags(jpeg: &[u8]) -> (Vec<u16>, Vec<(u16, String)>) {
 #[tokio::test]
 async fn photo_download_matches_library_and_strips_gps() {
     let fake = FakeGoogle::start(FakeConfig::with_items(40)).await.unwrap();
+    // A photo with a sub-second capture time exercises SubSecTimeOriginal as well.
     let item = fake
         .library()
         .items()
         .into_iter()
-        .find(|i| !i.is_video)
+        .find(|i| !i.is_video && i.creation_time.timestamp_subsec_millis() != 0)
         .unwrap();
     let base = base_url_of(&fake, &item.id).await;
     let r = client().get(format!("{base}=d")).send().await.unwrap();
@@ -117,8 +118,15 @@ async fn photo_download_matches_library_and_strips_gps() {
         .unwrap()
         .1
         .clone();
-    let local =
-        chrono::DateTime::parse_from_str(&format!("{dto} {off}"), "%Y:%m:%d %H:%M:%S %:z").unwrap();
+    let subsec = exif_down
+        .iter()
+        .find(|(t, _)| *t == 0x9291)
+        .map_or("000".to_owned(), |(_, v)| v.clone());
+    let local = chrono::DateTime::parse_from_str(
+        &format!("{dto}.{subsec} {off}"),
+        "%Y:%m:%d %H:%M:%S%.3f %:z",
+    )
+    .unwrap();
     assert_eq!(local, item.creation_time);
 }
 
