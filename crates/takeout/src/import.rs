@@ -628,6 +628,12 @@ impl Catalog {
     /// buffered here. A limit broken while the consumer reads skips that entry (the
     /// consumer's error for it is ignored and listed in [`StreamReport::skipped`]); any
     /// other consumer error stops the walk and is returned.
+    ///
+    /// Read each entry to EOF (e.g. `std::io::copy`): the declared size and the zip CRC
+    /// are verified only when the end is reached. A consumer may also skip an entry by
+    /// returning without reading. For tgz parts this pass decompresses the whole stream a
+    /// second time; that is the price of not buffering media while sidecars that follow
+    /// them are still unknown.
     pub fn stream_media<F, E>(&self, mut consume: F) -> Result<StreamReport, StreamError<E>>
     where
         F: FnMut(&MediaRecord, &mut dyn Read) -> Result<(), E>,

@@ -610,4 +610,38 @@ mod tests {
         ));
         assert!(has("20030616.jpg", "20030616.json"));
     }
+
+    #[test]
+    fn cut_edited_suffix_finds_original() {
+        // §3.2 rule 5: the suffix counts toward the 47-unit budget (`-ha edi`).
+        let stem = "Vacaciones en la playa de Benidorm 2019";
+        let orig = format!("{stem}.jpg");
+        let edited = format!(
+            "{}.jpg",
+            cut_utf16(&format!("{stem}-ha editado"), 47, false)
+        );
+        assert!(
+            edited.contains("-ha edi") && !edited.contains("-ha editado"),
+            "{edited}"
+        );
+        let media = [
+            FolderMedia {
+                name: orig.clone(),
+                is_video: false,
+            },
+            FolderMedia {
+                name: edited,
+                is_video: false,
+            },
+        ];
+        let sidecars = [FolderSidecar {
+            name: format!("{orig}.json"),
+            title: Some(orig.clone()),
+        }];
+        let p = pair_folder(&media, &sidecars);
+        assert_eq!(p.media[0].sidecar, Some(0));
+        assert_eq!(p.media[1].sidecar, Some(0));
+        assert_eq!(p.media[1].method, Some(PairMethod::EditedCopy));
+        assert_eq!(p.media[1].edited_of, Some(0));
+    }
 }
