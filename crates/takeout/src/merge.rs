@@ -19,7 +19,8 @@ pub struct MergedAsset {
     pub entries: Vec<EntryLocator>,
     /// Union of the albums of all copies.
     pub albums: BTreeSet<AlbumKey>,
-    /// The record with the most trustworthy metadata (sidecar-dated, then highest confidence).
+    /// The record with the most trustworthy metadata (sidecar-dated, then highest
+    /// confidence), with missing fields filled from the other copies.
     pub best: MediaRecord,
     /// True when any copy is the video half of a motion photo: not a separate timeline item.
     pub motion_video: bool,
@@ -51,9 +52,15 @@ impl AssetMerger {
                 a.albums.extend(record.album.clone());
                 a.motion_video |= is_video;
                 a.edited &= edited;
-                if rank(record) < rank(&a.best) {
-                    a.best = record.clone();
-                }
+                // Sidecar copies in album folders may differ from the year-folder copy
+                // (§2.3): keep the best record, then fill its gaps from the others.
+                let (mut best, other) = if rank(record) < rank(&a.best) {
+                    (record.clone(), a.best.clone())
+                } else {
+                    (a.best.clone(), record.clone())
+                };
+                fill_gaps(&mut best, &other);
+                a.best = best;
             }
             None => {
                 self.assets.insert(
@@ -94,4 +101,26 @@ fn rank(r: &MediaRecord) -> (bool, crate::dates::Confidence, bool, EntryLocator)
         r.album.is_some(),
         r.locator.clone(),
     )
+}
+
+fn fill_gaps(best: &mut MediaRecord, other: &MediaRecord) {
+    if best.description.is_none() {
+        best.description.clone_from(&other.description);
+    }
+    if best.position.is_none() {
+        best.position = other.position;
+        best.google_position = other.google_position;
+    }
+    if best.taken.is_none() {
+        best.taken = other.taken;
+    }
+    if best.url.is_none() {
+        best.url.clone_from(&other.url);
+    }
+    best.favorited |= other.favorited;
+    for p in &other.people {
+        if !best.people.contains(p) {
+            best.people.push(p.clone());
+        }
+    }
 }

@@ -1195,3 +1195,35 @@ fn case63_same_name_distinct_assets_deterministic() {
         .collect();
     assert_eq!(la, lb);
 }
+
+#[test]
+fn album_copy_sidecar_fields_are_merged() {
+    // §2.3: album-folder sidecars are not exact duplicates; merge field by field.
+    let img = jpeg("shared");
+    let (_d, run) = import_one(gp(&[
+        ("Photos from 2020", "a.jpg", img.clone()),
+        (
+            "Photos from 2020",
+            "a.jpg.json",
+            sc("a.jpg", 1_600_000_000).into(),
+        ),
+        ("Trip", "metadata.json", br#"{"title":"Trip"}"#.to_vec()),
+        ("Trip", "a.jpg", img),
+        (
+            "Trip",
+            "a.jpg.json",
+            sc_with(
+                "a.jpg",
+                1_600_000_000,
+                r#""favorited": true, "people": [{"name": "Ola"}]"#,
+            )
+            .into(),
+        ),
+    ]));
+    let m = run.merged();
+    assert_eq!(m.len(), 1);
+    let a = m.assets().next().unwrap();
+    assert!(a.best.favorited);
+    assert_eq!(a.best.people, ["Ola"]);
+    assert_eq!(a.albums.len(), 1);
+}
