@@ -237,6 +237,8 @@ impl Engine {
                 }
                 _ => true,
             };
+        // A source that only sees a subset (a Picker session) never lists fully.
+        let full = full && source.lists_everything();
         report.full_scan |= full;
         let scope = match (full, cursor.newest_taken_ms.and_then(ms_to_utc)) {
             (false, Some(t)) => ListScope::Since(t),

@@ -252,6 +252,32 @@ mod tests {
         assert_ne!(temp_name("a"), temp_name("a"));
     }
 
+    #[tokio::test]
+    async fn hashing_writer_notices_a_full_disk() {
+        use tokio::io::AsyncWriteExt;
+        // /dev/full answers every write with ENOSPC.
+        let f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .await
+            .unwrap();
+        let mut w = HashingWriter::new(f);
+        let r = async {
+            w.write_all(&[0u8; 4096]).await?;
+            w.flush().await
+        }
+        .await;
+        assert!(r.is_err());
+        assert!(w.disk_full());
+
+        let mut ok = HashingWriter::new(Vec::new());
+        ok.write_all(b"abc").await.unwrap();
+        assert!(!ok.disk_full());
+        let (buf, n, h) = ok.finish();
+        assert_eq!((buf.as_slice(), n), (&b"abc"[..], 3));
+        assert_eq!(h, blake3::hash(b"abc").to_hex().to_string());
+    }
+
     #[test]
     fn cleanup_removes_only_temp_files() {
         let d = tempfile::tempdir().unwrap();

@@ -61,6 +61,7 @@ mod index;
 mod library_api;
 mod local;
 mod naming;
+mod picker;
 mod report;
 mod source;
 mod store;
@@ -72,6 +73,7 @@ pub use error::Error;
 pub use library_api::LibraryApiSource;
 pub use local::LocalDirSource;
 pub use naming::FilesystemRules;
+pub use picker::{PickedSummary, PickerSource};
 pub use report::{
     IndexedItem, NoProgress, ProgressEvent, ProgressSink, ReindexReport, RunOutcome, RunReport,
     StatusReport, SyncOptions, VerifyReport,

@@ -17,7 +17,10 @@ use crate::types::{AlbumId, MediaId, RemoteAlbum, RemoteItem, SourceKind};
 /// * every regular file under `root` (recursively, dot files skipped) is an item whose id is
 ///   `local:<relative path>`, capture time is the file's mtime and size is its length;
 /// * every directory directly under `root/albums/` is an album (title = directory name) whose
-///   items are the files inside it, in name order.
+///   items are the files inside it, in name order. Its id is the directory name, or the
+///   contents of a `.id` file inside it (so renaming the directory renames the album). A
+///   symlink inside an album directory makes the file it points to (under `root`) a member
+///   without duplicating it.
 #[derive(Debug, Clone)]
 pub struct LocalDirSource {
     root: PathBuf,
@@ -50,6 +53,23 @@ impl LocalDirSource {
                 guess_mime(&filename),
             )
         })
+    }
+
+    /// The album directory whose `.id` (or name) is `key`.
+    fn album_dir(&self, key: &str) -> Option<String> {
+        let dir = self.root.join("albums");
+        let rd = std::fs::read_dir(&dir).ok()?;
+        let mut by_name = None;
+        for e in rd.filter_map(Result::ok) {
+            let n = e.file_name().to_string_lossy().into_owned();
+            match std::fs::read_to_string(e.path().join(".id")) {
+                Ok(id) if id.trim() == key => return Some(n),
+                Ok(_) => {}
+                Err(_) if n == key => by_name = Some(n),
+                Err(_) => {}
+            }
+        }
+        by_name
     }
 
     fn rel_of(id: &MediaId) -> Result<&str, SourceError> {
@@ -140,12 +160,16 @@ impl Source for LocalDirSource {
                 .collect();
             names.sort();
             for n in names {
-                let mut files = Vec::new();
-                let count = walk(&self.root, &format!("albums/{n}"), &mut files)
-                    .map(|()| files.len() as u64)
-                    .ok();
+                let count = std::fs::read_dir(dir.join(&n)).ok().map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .count() as u64
+                });
+                let key = std::fs::read_to_string(dir.join(&n).join(".id"))
+                    .map(|s| s.trim().to_owned())
+                    .unwrap_or_else(|_| n.clone());
                 out.push(Ok(RemoteAlbum {
-                    id: AlbumId::new(format!("local-album:{n}")),
+                    id: AlbumId::new(format!("local-album:{key}")),
                     title: n,
                     item_count: count,
                 }));
@@ -158,13 +182,40 @@ impl Source for LocalDirSource {
         &'a self,
         album: &'a AlbumId,
     ) -> BoxStream<'a, Result<RemoteItem, SourceError>> {
-        let Some(name) = album.as_str().strip_prefix("local-album:") else {
+        let Some(key) = album.as_str().strip_prefix("local-album:") else {
             return stream::once(async move { Err(SourceError::NotFound(album.to_string())) })
                 .boxed();
         };
+        let Some(name) = self.album_dir(key) else {
+            return stream::once(async move { Err(SourceError::NotFound(album.to_string())) })
+                .boxed();
+        };
+        let dir = self.root.join("albums").join(&name);
+        let mut entries: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd.filter_map(Result::ok).collect(),
+            Err(e) => return stream::once(async move { Err(io_err(e)) }).boxed(),
+        };
+        entries.sort_by_key(|e| e.file_name());
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
         let mut rels = Vec::new();
-        if let Err(e) = walk(&self.root, &format!("albums/{name}"), &mut rels) {
-            return stream::once(async move { Err(io_err(e)) }).boxed();
+        for e in entries {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with('.') {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_file() {
+                rels.push(format!("albums/{name}/{n}"));
+            } else if ft.is_symlink() {
+                let target = std::fs::canonicalize(e.path()).ok();
+                if let Some(rel) = target
+                    .as_deref()
+                    .and_then(|t| t.strip_prefix(&root).ok())
+                    .and_then(|r| r.to_str())
+                {
+                    rels.push(rel.to_owned());
+                }
+            }
         }
         stream::iter(rels)
             .map(move |rel| self.item_for(&rel))

@@ -97,6 +97,13 @@ pub trait Source: Send + Sync {
         album: &'a AlbumId,
     ) -> BoxStream<'a, Result<RemoteItem, SourceError>>;
 
+    /// Whether a listing can cover everything the source holds. A source that only ever
+    /// sees a subset (a Picker session: what the user picked this time) returns `false`:
+    /// its listings are never full, so items missing from them are not taken as removed.
+    fn lists_everything(&self) -> bool {
+        true
+    }
+
     /// The largest batch [`Source::prepare`] accepts (Google's batchGet takes 50).
     fn max_batch(&self) -> usize {
         50

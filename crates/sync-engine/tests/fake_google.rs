@@ -503,3 +503,75 @@ async fn cancellation_abandons_in_flight_files_and_the_next_run_finishes() {
     assert_eq!(r2.outcome, RunOutcome::Completed);
     assert_library_matches(&h, &engine);
 }
+
+#[tokio::test]
+async fn incremental_runs_find_new_captures_and_a_rescan_finds_late_uploads_of_old_photos() {
+    let h = harness(FakeConfig::with_items(15)).await;
+    let engine = Engine::open(config(&h.lib, &h.state)).unwrap();
+    let first = run(&engine, &h.source, Arc::new(NoProgress)).await;
+    assert!(first.full_scan);
+    let newest = h
+        .fake
+        .library()
+        .items()
+        .iter()
+        .map(|i| i.creation_time)
+        .max()
+        .unwrap();
+    let old = Utc.with_ymd_and_hms(2011, 2, 3, 4, 5, 6).unwrap();
+    h.fake
+        .add_items(&[
+            NewItem::photo("new.jpg", newest + chrono::Duration::hours(1)),
+            NewItem::photo("old-scan.jpg", old),
+        ])
+        .unwrap();
+
+    // Incremental: searches from the newest capture date on (spec §1.1 dateFilter), so the
+    // newly captured photo arrives but the late upload of a 2011 photo does not (the same
+    // limitation gphotos-sync documents for its LastIndex).
+    let inc = run(&engine, &h.source, Arc::new(NoProgress)).await;
+    assert!(!inc.full_scan);
+    assert_eq!(inc.downloaded, 1, "{:?}", inc.errors);
+    assert!(
+        inc.listed < first.listed,
+        "{} vs {}",
+        inc.listed,
+        first.listed
+    );
+    assert!(!h.lib.join("photos/2011/02/old-scan.jpg").exists());
+
+    let full = run_with(
+        &engine,
+        &h.source,
+        Arc::new(NoProgress),
+        CancellationToken::new(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(full.downloaded, 1);
+    assert!(h.lib.join("photos/2011/02/old-scan.jpg").exists());
+}
+
+#[tokio::test]
+async fn failures_are_retried_with_backoff_across_runs() {
+    let h = harness(FakeConfig::with_items(8)).await;
+    let mut cfg = config(&h.lib, &h.state);
+    cfg.retry_backoff = Duration::from_secs(3600);
+    let engine = Engine::open(cfg).unwrap();
+    let t = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    h.fake
+        .add_items(&[NewItem::video("broken.mp4", t, VideoStatus::Failed)])
+        .unwrap();
+    let failing = failed_videos(&h);
+    let r1 = run(&engine, &h.source, Arc::new(NoProgress)).await;
+    assert_eq!(r1.failed, failing);
+    let s = engine.status().unwrap();
+    assert_eq!(s.failed, failing);
+
+    // Within the hour: not attempted again, no batchGet spent on it.
+    h.fake.reset_stats();
+    let r2 = run(&engine, &h.source, Arc::new(NoProgress)).await;
+    assert_eq!((r2.failed, r2.deferred), (0, failing));
+    assert_eq!(h.fake.stats().requests_to(EndpointKind::LibraryBatchGet), 0);
+}

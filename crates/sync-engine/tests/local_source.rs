@@ -449,3 +449,53 @@ async fn cancelled_before_start_downloads_nothing_and_resumes() {
     assert_eq!(r.downloaded, 1);
     let _ = SystemTime::now();
 }
+
+/// The daemon spawns runs on a multi-threaded runtime and shares the engine.
+#[test]
+fn engine_and_its_sync_future_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let f = fixture();
+    let engine = Engine::open(config(&f)).unwrap();
+    send_sync(&engine);
+    let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(&f.src))];
+    send(engine.sync(
+        &sources,
+        SyncOptions::default(),
+        Arc::new(NoProgress),
+        CancellationToken::new(),
+    ));
+}
+
+#[tokio::test]
+async fn a_renamed_album_is_renamed_on_disk_not_rebuilt() {
+    let f = fixture();
+    put(&f.src, "p1.jpg", b"p1", MAR_2020);
+    std::fs::create_dir_all(f.src.join("albums/Holiday")).unwrap();
+    std::os::unix::fs::symlink("../../p1.jpg", f.src.join("albums/Holiday/p1.jpg")).unwrap();
+    std::fs::write(f.src.join("albums/Holiday/.id"), "album-1").unwrap();
+    let engine = Engine::open(config(&f)).unwrap();
+    sync(&engine, &f.src, false).await;
+    let old = f.lib.join("albums/2020/03 Holiday");
+    let link = old.join("0000_p1.jpg");
+    assert!(link.exists());
+    // Remember the link's identity: a rename keeps the inode, a rebuild would not.
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::symlink_metadata(&link).unwrap().ino();
+
+    std::fs::rename(
+        f.src.join("albums/Holiday"),
+        f.src.join("albums/Summer 2020"),
+    )
+    .unwrap();
+    let r = sync(&engine, &f.src, false).await;
+    assert_eq!(r.albums_updated, 1);
+    assert!(!old.exists());
+    let new_link = f.lib.join("albums/2020/03 Summer 2020/0000_p1.jpg");
+    assert_eq!(std::fs::symlink_metadata(&new_link).unwrap().ino(), ino);
+    let titles: Vec<_> = engine.items().map(|i| i.unwrap().albums).collect();
+    assert!(
+        titles.iter().any(|t| t == &vec!["Summer 2020".to_owned()]),
+        "{titles:?}"
+    );
+}
