@@ -4,13 +4,13 @@
 //! loopback listener (`http://127.0.0.1:PORT`, "BASE"), each Google host under a path prefix
 //! (see `/work/notes/endpoints.md`):
 //!
-//! | Google host                      | here                             |
-//! |----------------------------------|----------------------------------|
-//! | accounts.google.com consent      | `BASE/accounts/o/oauth2/v2/auth` |
-//! | oauth2.googleapis.com            | `BASE/oauth2/token`, `BASE/oauth2/revoke` |
-//! | photoslibrary.googleapis.com     | `BASE/library/v1/...`            |
-//! | photospicker.googleapis.com      | `BASE/picker/v1/...`             |
-//! | lh3.googleusercontent.com        | `BASE/media/...` (base URLs)     |
+//! | Google host                      | here                                  |
+//! |----------------------------------|---------------------------------------|
+//! | accounts.google.com consent      | `BASE/accounts/o/oauth2/v2/auth`      |
+//! | oauth2.googleapis.com            | `BASE/oauth2/token`, `BASE/oauth2/revoke`, `BASE/oauth2/device/code` |
+//! | photoslibrary.googleapis.com     | `BASE/library/v1/...`                 |
+//! | photospicker.googleapis.com      | `BASE/picker/v1/...`                  |
+//! | lh3.googleusercontent.com        | `BASE/media/...` (base URLs)          |
 //!
 //! It implements the post-March-2025 rules of `/work/shared/specs/google-photos-api.md` §6:
 //! app-created-only Library reads, removed scopes answered with 403, the Picker session state
@@ -22,6 +22,30 @@
 //! Boundary: this crate knows nothing about the rest of gphotos-backup; it is a test double used
 //! by other crates' tests, the `gphotos-backup demo` command, benchmarks and the `fake-google`
 //! binary. It never contacts a real Google host.
+//!
+//! ## What a test can rely on
+//!
+//! * **Determinism.** Ids, filenames, times, flags, albums and media bytes are pure functions of
+//!   [`FakeConfig::seed`] (a digest test pins the default seed). Only page tokens and base URLs
+//!   are sealed with a per-instance secret, so one fake's tokens are "foreign" to another.
+//! * **Ground truth.** [`FakeGoogle::library`] lists what the API serves;
+//!   [`GeneratedLibrary::download_bytes`] is exactly what `baseUrl=<params>` returns and
+//!   [`GeneratedLibrary::original_bytes`] the camera original (with GPS EXIF) Takeout would give.
+//! * **Time.** Nothing expires by itself: access tokens (3599 s), base URLs (60 min), Picker
+//!   timeouts and expiry, Testing-mode refresh tokens (7 days), device codes and quota days all
+//!   follow the [`FakeClock`]; advance it to cross them. Only [`Fault::SlowBody`],
+//!   [`Fault::Delay`] and the device flow's `slow_down` use real time.
+//! * **Defaults are Google-like, not convenient.** [`FakeConfig::default`] has page quirks on
+//!   (short and empty pages with a `nextPageToken`) and Google's quotas on (10,000 Library
+//!   calls and 75,000 media fetches per day). Benchmarks set [`PageQuirks::NONE`] and
+//!   [`Quotas::UNLIMITED`] explicitly.
+//! * **Hooks.** [`FakeGoogle::faults`] (per [`EndpointKind`], with a [`Schedule`]),
+//!   [`FakeGoogle::stats`] and [`FakeGoogle::request_log`], [`FakeGoogle::picker`] (the user in
+//!   the picker UI), [`FakeGoogle::set_consent`] / [`FakeGoogle::approve_device`] (the user on the
+//!   consent screen), [`FakeGoogle::add_items`], [`FakeGoogle::remove_item`],
+//!   [`FakeGoogle::set_video_ready`], [`FakeGoogle::issue_tokens`] (skip the consent dance).
+//!
+//! ## Example
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fake_google::Error> {

@@ -367,3 +367,23 @@ async fn stats_count_media_bytes() {
     assert_eq!(s.requests_to(fake_google::EndpointKind::LibraryGet), 1);
     let _ = scopes::PICKER_READONLY;
 }
+
+#[tokio::test]
+async fn head_reports_length_without_body() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let item = fake
+        .library()
+        .items()
+        .into_iter()
+        .find(|i| !i.is_video)
+        .unwrap();
+    let full = fake.library().download_bytes(&item.id, "d").unwrap();
+    let base = base_url_of(&fake, &item.id).await;
+    let r = client().head(format!("{base}=d")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        full.len().to_string().as_str()
+    );
+    assert!(r.bytes().await.unwrap().is_empty());
+}
