@@ -1,6 +1,6 @@
 //! Capture dates: EXIF from the head of a JPEG, file-name patterns, folder names (§4.5, §4.6).
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 /// A capture time and how precise it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,8 +176,7 @@ fn parse_exif_clock(s: &str) -> Option<NaiveDateTime> {
         "1904-01-01 00:00:00",
         "2036-01-01 23:59:59",
     ];
-    if BAD.contains(&txt.as_str()) || dt.date().format("%Y").to_string().parse::<i32>().ok()? < 1901
-    {
+    if BAD.contains(&txt.as_str()) || dt.year() < 1901 {
         return None;
     }
     Some(dt)
