@@ -4,8 +4,9 @@
 //! **sources → index → plan → download → library layout**.
 //!
 //! * [`Source`] is the boundary to the outside world: a source lists items and albums and
-//!   streams bytes. Implementations: [`LocalDirSource`] (a plain directory) and
-//!   [`LibraryApiSource`] (Google Photos Library API through the `api-client` crate).
+//!   streams bytes. Implementations: [`LocalDirSource`] (a plain directory),
+//!   [`LibraryApiSource`] (Google Photos Library API through the `api-client` crate) and
+//!   [`PickerSource`] (one Google Photos Picker session).
 //! * [`Engine`] owns everything else: the sled index (in `state_dir`), the library tree
 //!   (in `library_dir`), durability, naming, retries across runs, albums and deletions.
 //!   It knows nothing about the CLI or scheduling; the daemon calls [`Engine::sync`].

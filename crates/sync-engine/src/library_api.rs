@@ -232,31 +232,42 @@ impl Source for LibraryApiSource {
     }
 
     async fn retry_wait(&self, attempt: u32, error: &SourceError) -> bool {
-        let SourceError::Transient {
-            retry_after,
-            rate_limited,
-            ..
-        } = error
-        else {
-            return false;
-        };
-        let policy = self.http.retry_policy();
-        if attempt.saturating_add(1) >= policy.max_attempts {
-            return false;
-        }
-        // Google: exponential backoff from 1 s on 5xx, at least 30 s after a 429 (spec §1.5).
-        let mut delay = policy
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt.min(31)))
-            .min(policy.max_delay);
-        if *rate_limited {
-            delay = delay.max(policy.rate_limit_delay);
-        }
-        if let Some(ra) = retry_after {
-            delay = delay.max(*ra);
-        }
-        tracing::info!(attempt, delay_ms = delay.as_millis() as u64, %error, "retrying download");
-        self.http.clock().sleep(delay).await;
-        true
+        retry_wait(&self.http, attempt, error).await
     }
+}
+
+/// Waits before retry number `attempt` of a transient failure, per the client's policy and on
+/// its clock: exponential from 1 s on 5xx, at least 30 s after a 429, `Retry-After` honoured
+/// (spec §1.5). Returns false once the policy's attempts are used up.
+pub(crate) async fn retry_wait(http: &HttpClient, attempt: u32, error: &SourceError) -> bool {
+    let SourceError::Transient {
+        retry_after,
+        rate_limited,
+        ..
+    } = error
+    else {
+        return false;
+    };
+    let policy = http.retry_policy();
+    if attempt.saturating_add(1) >= policy.max_attempts {
+        return false;
+    }
+    let mut delay = policy
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(attempt.min(31)))
+        .min(policy.max_delay);
+    if *rate_limited {
+        delay = delay.max(policy.rate_limit_delay);
+    }
+    if let Some(ra) = retry_after {
+        delay = delay.max(*ra);
+    }
+    tracing::info!(
+        attempt,
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        %error,
+        "retrying download"
+    );
+    http.clock().sleep(delay).await;
+    true
 }

@@ -370,32 +370,7 @@ impl Source for PickerSource {
     }
 
     async fn retry_wait(&self, attempt: u32, error: &SourceError) -> bool {
-        let SourceError::Transient {
-            retry_after,
-            rate_limited,
-            ..
-        } = error
-        else {
-            return false;
-        };
-        let policy = self.http.retry_policy();
-        if attempt.saturating_add(1) >= policy.max_attempts {
-            return false;
-        }
-        // Same pacing as the Library API source: exponential from the base delay, at least
-        // the rate-limit delay after a 429, never less than Retry-After (spec §1.5).
-        let mut delay = policy
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt.min(31)))
-            .min(policy.max_delay);
-        if *rate_limited {
-            delay = delay.max(policy.rate_limit_delay);
-        }
-        if let Some(ra) = retry_after {
-            delay = delay.max(*ra);
-        }
-        tracing::info!(attempt, delay_ms = delay.as_millis() as u64, %error, "retrying picked download");
-        self.http.clock().sleep(delay).await;
-        true
+        // Same pacing as the Library API source (spec §1.5).
+        crate::library_api::retry_wait(&self.http, attempt, error).await
     }
 }
