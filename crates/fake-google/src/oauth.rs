@@ -377,14 +377,7 @@ impl OAuthState {
         }
         entry.used = true;
         let scopes = entry.scopes.clone();
-        let t = self.issue(scopes, now);
-        Ok(serde_json::json!({
-            "access_token": t.access_token,
-            "expires_in": ACCESS_TTL_SECS,
-            "refresh_token": t.refresh_token,
-            "scope": t.scopes.join(" "),
-            "token_type": "Bearer",
-        }))
+        Ok(code_grant_response(&self.issue(scopes, now)))
     }
 
     /// `POST /device/code` (spec §4.5): `photoslibrary*` scopes are not allowed in this flow.
@@ -495,14 +488,7 @@ impl OAuthState {
             Some(Some(s)) => s.clone(),
         };
         d.redeemed = true;
-        let t = self.issue(scopes, now);
-        Ok(serde_json::json!({
-            "access_token": t.access_token,
-            "expires_in": ACCESS_TTL_SECS,
-            "refresh_token": t.refresh_token,
-            "scope": t.scopes.join(" "),
-            "token_type": "Bearer",
-        }))
+        Ok(code_grant_response(&self.issue(scopes, now)))
     }
 
     /// The user enters `user_code` on the verification page and answers per [`ConsentBehaviour`].
@@ -621,6 +607,17 @@ impl OAuthState {
         }
         Ok(&g.scopes)
     }
+}
+
+/// Success body of a grant that creates a refresh token (spec §4.3).
+fn code_grant_response(t: &IssuedTokens) -> serde_json::Value {
+    serde_json::json!({
+        "access_token": t.access_token,
+        "expires_in": ACCESS_TTL_SECS,
+        "refresh_token": t.refresh_token,
+        "scope": t.scopes.join(" "),
+        "token_type": "Bearer",
+    })
 }
 
 /// BASE64URL(SHA256(verifier)) without padding (RFC 7636 §4.2).

@@ -593,13 +593,17 @@ fn form(req: &Req<'_>) -> HashMap<String, String> {
     url::form_urlencoded::parse(req.body).into_owned().collect()
 }
 
+fn oauth_method_not_allowed() -> Reply {
+    oauth_error(crate::oauth::OAuthError {
+        status: 405,
+        error: "invalid_request",
+        description: "Method not allowed".into(),
+    })
+}
+
 fn oauth_token(inner: &Inner, req: &Req<'_>) -> Reply {
     if req.method != Method::POST {
-        return oauth_error(crate::oauth::OAuthError {
-            status: 405,
-            error: "invalid_request",
-            description: "Method not allowed".into(),
-        });
+        return oauth_method_not_allowed();
     }
     let now = inner.now();
     let mut form = form(req);
@@ -623,11 +627,7 @@ fn oauth_token(inner: &Inner, req: &Req<'_>) -> Reply {
 
 fn oauth_device_code(inner: &Inner, req: &Req<'_>) -> Reply {
     if req.method != Method::POST {
-        return oauth_error(crate::oauth::OAuthError {
-            status: 405,
-            error: "invalid_request",
-            description: "Method not allowed".into(),
-        });
+        return oauth_method_not_allowed();
     }
     let now = inner.now();
     let verification = format!("{}/device", inner.base);
