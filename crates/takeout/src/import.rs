@@ -802,3 +802,53 @@ fn resolve_date(
     flags.insert(RecordFlag::NoDate);
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_can_move_to_a_blocking_thread() {
+        // The async engine runs this crate under spawn_blocking and shares records.
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Catalog>();
+        send_sync::<MediaRecord>();
+        send_sync::<ImportReport>();
+        send_sync::<crate::TakeoutError>();
+    }
+
+    #[test]
+    fn original_name_rules() {
+        // §8 case 22: truncated archive name → full title.
+        let m = "PXL_20230809_203449253.LONG_EXPOSURE-02.ORIGINA.jpg";
+        let t = "PXL_20230809_203449253.LONG_EXPOSURE-02.ORIGINAL.jpg";
+        assert_eq!(original_name(m, Some(t), Some(PairMethod::Truncated)), t);
+        // §8 case 52: no separators ever; extension from the file.
+        assert_eq!(
+            original_name(
+                "27_06_12 - 1.mov",
+                Some("27/06/12 - 1"),
+                Some(PairMethod::Exact)
+            ),
+            "27_06_12 - 1.mov"
+        );
+        // An unrelated title (gpth #395) never renames the file.
+        assert_eq!(
+            original_name(
+                "IMG-WA0026.jpg",
+                Some("816226709_8639.jpg"),
+                Some(PairMethod::Exact)
+            ),
+            "IMG-WA0026.jpg"
+        );
+        // Indexed copies keep their distinct archive name.
+        assert_eq!(
+            original_name(
+                "IMG_1005(1).JPG",
+                Some("IMG_1005.JPG"),
+                Some(PairMethod::IndexMoved)
+            ),
+            "IMG_1005(1).JPG"
+        );
+    }
+}
