@@ -38,6 +38,9 @@ impl Notifier {
 
 fn send_datagram(path: &Path, message: &[u8]) -> io::Result<()> {
     let socket = UnixDatagram::unbound()?;
+    // The receiver's queue is short (net.unix.max_dgram_qlen, 10 by default): when the
+    // manager is slow to read, drop this notification rather than stall the main loop.
+    socket.set_nonblocking(true)?;
     let bytes = path.as_os_str().as_encoded_bytes();
     let sent = match bytes.strip_prefix(b"@") {
         #[cfg(target_os = "linux")]
@@ -146,6 +149,21 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STOPPING=1\n");
+    }
+
+    #[test]
+    fn a_full_receiver_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        let notifier = Notifier::new(Some(path));
+        // Far more than any queue holds; with a blocking socket this would hang.
+        for _ in 0..10_000 {
+            notifier.send(&[NotifyState::Watchdog]);
+        }
+        let mut buf = [0u8; 64];
+        let n = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"WATCHDOG=1\n");
     }
 
     #[test]
