@@ -141,7 +141,7 @@ where
         }),
     });
 
-    status.set(idle_text(next_run, &options.schedule));
+    slot.set_idle_note(next_run_note(next_run, &options.schedule));
     let forwarder = status.forward_to(notifier.clone());
     notifier.send(&[NotifyState::Ready, NotifyState::Status(&status.get())]);
     tracing::info!(
@@ -179,6 +179,7 @@ where
                         tracing::warn!("the schedule never fires again; only run-now requests will start cycles");
                     }
                     lock(&control.info).next_run = next_run;
+                    slot.set_idle_note(next_run_note(next_run, &options.schedule));
                     spawn_cycle(&slot, Trigger::Schedule);
                 }
                 sleep = sleep_until(clock.as_ref(), next_run);
@@ -206,6 +207,7 @@ where
                                 next_run = options.schedule.next_after(clock.now());
                                 sleep = sleep_until(clock.as_ref(), next_run);
                             }
+                            slot.set_idle_note(next_run_note(next_run, &options.schedule));
                             let mut info = lock(&control.info);
                             info.schedule = options.schedule.clone();
                             info.next_run = next_run;
@@ -322,14 +324,14 @@ async fn tick(watchdog: &mut Option<Interval>) {
     }
 }
 
-fn idle_text(next_run: Option<DateTime<Utc>>, schedule: &Schedule) -> String {
+fn next_run_note(next_run: Option<DateTime<Utc>>, schedule: &Schedule) -> String {
     match next_run {
         Some(at) => format!(
-            "idle; next run {}",
+            "next run {}",
             at.with_timezone(&schedule.timezone())
                 .format("%Y-%m-%d %H:%M:%S %Z")
         ),
-        None => "idle; no further scheduled runs".to_string(),
+        None => "no further scheduled runs".to_string(),
     }
 }
 

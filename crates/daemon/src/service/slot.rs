@@ -36,6 +36,25 @@ struct SlotState {
     closed: bool,
     cycles_started: u64,
     triggers_joined: u64,
+    /// How the last cycle ended, for the idle status line.
+    last_outcome: Option<String>,
+    /// Appended to the idle status line, e.g. `next run 2026-03-29 03:17:00 CEST`.
+    idle_note: String,
+}
+
+impl SlotState {
+    fn idle_text(&self) -> String {
+        let mut text = String::from("idle");
+        if let Some(last) = &self.last_outcome {
+            text.push_str("; last cycle ");
+            text.push_str(last);
+        }
+        if !self.idle_note.is_empty() {
+            text.push_str("; ");
+            text.push_str(&self.idle_note);
+        }
+        text
+    }
 }
 
 pub(crate) struct RunSlot {
@@ -150,13 +169,32 @@ impl RunSlot {
                 );
             }
             slot.hooks.finished(request, &outcome);
+            let idle = {
+                let mut state = slot.lock();
+                state.current = None;
+                state.last_outcome = Some(outcome.to_string());
+                state.idle_text()
+            };
             drop(release);
             // After the release: whoever sees "idle" can start the next cycle.
-            slot.status.set(format!("idle; last cycle {outcome}"));
+            slot.status.set(idle);
             publish.send_replace(Some(outcome.clone()));
             slot.hooks.after(request, outcome).await;
         });
         done
+    }
+
+    /// Sets the note shown after "idle" (the next scheduled run) and shows it now if
+    /// no cycle runs.
+    pub(crate) fn set_idle_note(&self, note: String) {
+        let idle = {
+            let mut state = self.lock();
+            state.idle_note = note;
+            (state.current.is_none() && !state.closed).then(|| state.idle_text())
+        };
+        if let Some(idle) = idle {
+            self.status.set(idle);
+        }
     }
 
     /// Refuses new cycles from now on; returns the running one to wait for, if any.
