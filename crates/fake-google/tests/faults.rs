@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, get_json, read_token};
+use common::{base_url_of, client, first_photo, get_json, read_token, status};
 use fake_google::{EndpointKind, FakeConfig, FakeGoogle, Fault, Quotas, Schedule};
 use serde_json::Value;
 
@@ -110,20 +110,8 @@ async fn rate_limit_bodies_and_retry_after() {
 #[tokio::test]
 async fn reset_mid_body_cuts_the_connection() {
     let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
-    let token = read_token(&fake);
-    let item = fake
-        .library()
-        .items()
-        .into_iter()
-        .find(|i| !i.is_video)
-        .unwrap();
-    let (_, v) = get_json(
-        &client(),
-        &format!("{}/v1/mediaItems/{}", fake.library_api_url(), item.id),
-        &token,
-    )
-    .await;
-    let url = format!("{}=d", v["baseUrl"].as_str().unwrap());
+    let item = first_photo(&fake);
+    let url = format!("{}=d", base_url_of(&fake, &item.id).await);
     let full = fake.library().download_bytes(&item.id, "d").unwrap();
     fake.faults().inject(
         EndpointKind::Media,
@@ -266,22 +254,10 @@ async fn media_quota_applies_to_base_url_fetches() {
         ..FakeConfig::with_items(30)
     };
     let fake = FakeGoogle::start(cfg).await.unwrap();
-    let token = read_token(&fake);
-    let item = fake
-        .library()
-        .items()
-        .into_iter()
-        .find(|i| !i.is_video)
-        .unwrap();
-    let (_, v) = get_json(
-        &client(),
-        &format!("{}/v1/mediaItems/{}", fake.library_api_url(), item.id),
-        &token,
-    )
-    .await;
-    let url = format!("{}=d", v["baseUrl"].as_str().unwrap());
-    assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
-    assert_eq!(client().get(&url).send().await.unwrap().status(), 429);
+    let item = first_photo(&fake);
+    let url = format!("{}=d", base_url_of(&fake, &item.id).await);
+    assert_eq!(status(&url).await, 200);
+    assert_eq!(status(&url).await, 429);
 }
 
 #[tokio::test]

@@ -6,22 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, get_json, read_token};
-use fake_google::{
-    FakeConfig, FakeGoogle, MediaItemId, ProcessingVideoResponse, VideoStatus, scopes,
-};
-
-async fn base_url_of(fake: &FakeGoogle, id: &MediaItemId) -> String {
-    let token = read_token(fake);
-    let (status, v) = get_json(
-        &client(),
-        &format!("{}/v1/mediaItems/{id}", fake.library_api_url()),
-        &token,
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    v["baseUrl"].as_str().unwrap().to_owned()
-}
+use common::{base_url_of, client, first_photo, status};
+use fake_google::{FakeConfig, FakeGoogle, ProcessingVideoResponse, VideoStatus};
 
 /// A minimal EXIF reader, independent of the writer: returns (tags of IFD0, tags of the Exif
 /// IFD with ASCII values) from a JPEG's APP1 segment.
@@ -155,25 +141,9 @@ async fn video_dv_is_transcoded_and_processing_videos_fail() {
         .find(|i| i.video_status == Some(VideoStatus::Processing))
         .unwrap();
     let base = base_url_of(&fake, &processing.id).await;
-    assert_eq!(
-        client()
-            .get(format!("{base}=dv"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(status(&format!("{base}=dv")).await, 404);
     assert!(fake.set_video_ready(&processing.id));
-    assert_eq!(
-        client()
-            .get(format!("{base}=dv"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&format!("{base}=dv")).await, 200);
 
     let cfg = FakeConfig {
         processing_video: ProcessingVideoResponse::Forbidden,
@@ -187,26 +157,13 @@ async fn video_dv_is_transcoded_and_processing_videos_fail() {
         .find(|i| i.video_status == Some(VideoStatus::Processing))
         .unwrap();
     let base = base_url_of(&fake, &processing.id).await;
-    assert_eq!(
-        client()
-            .get(format!("{base}=dv"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(status(&format!("{base}=dv")).await, 403);
 }
 
 #[tokio::test]
 async fn sized_renditions_and_bad_params() {
     let fake = FakeGoogle::start(FakeConfig::with_items(40)).await.unwrap();
-    let item = fake
-        .library()
-        .items()
-        .into_iter()
-        .find(|i| !i.is_video)
-        .unwrap();
+    let item = first_photo(&fake);
     let base = base_url_of(&fake, &item.id).await;
     let small = client()
         .get(format!("{base}=w200-h200"))
@@ -227,82 +184,32 @@ async fn sized_renditions_and_bad_params() {
         small.to_vec(),
         fake.library().download_bytes(&item.id, "d").unwrap()
     );
-    assert_eq!(
-        client()
-            .get(format!("{base}=dv"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    assert_eq!(
-        client()
-            .get(format!("{base}=zz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
+    assert_eq!(status(&format!("{base}=dv")).await, 400);
+    assert_eq!(status(&format!("{base}=zz")).await, 400);
     let bare = client().get(&base).send().await.unwrap();
     assert_eq!(bare.status(), 200);
     let tampered = format!("{}x=d", base);
-    assert_eq!(client().get(tampered).send().await.unwrap().status(), 404);
+    assert_eq!(status(&tampered).await, 404);
 }
 
 #[tokio::test]
 async fn base_urls_expire_after_sixty_minutes_on_the_fake_clock() {
     let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
-    let item = fake
-        .library()
-        .items()
-        .into_iter()
-        .find(|i| !i.is_video)
-        .unwrap();
+    let item = first_photo(&fake);
     let base = base_url_of(&fake, &item.id).await;
     fake.clock().advance(Duration::from_secs(59 * 60 + 59));
-    assert_eq!(
-        client()
-            .get(format!("{base}=d"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&format!("{base}=d")).await, 200);
     fake.clock().advance(Duration::from_secs(1));
-    assert_eq!(
-        client()
-            .get(format!("{base}=d"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(status(&format!("{base}=d")).await, 403);
     // A re-fetched item carries a fresh URL.
     let fresh = base_url_of(&fake, &item.id).await;
-    assert_eq!(
-        client()
-            .get(format!("{fresh}=d"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&format!("{fresh}=d")).await, 200);
 }
 
 #[tokio::test]
 async fn range_requests_resume_downloads() {
     let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
-    let item = fake
-        .library()
-        .items()
-        .into_iter()
-        .find(|i| !i.is_video)
-        .unwrap();
+    let item = first_photo(&fake);
     let full = fake.library().download_bytes(&item.id, "d").unwrap();
     let base = base_url_of(&fake, &item.id).await;
     let r = client()
@@ -332,26 +239,13 @@ async fn removed_items_404() {
     let item = fake.library().items()[3].clone();
     let base = base_url_of(&fake, &item.id).await;
     fake.remove_item(&item.id);
-    assert_eq!(
-        client()
-            .get(format!("{base}=d"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(status(&format!("{base}=d")).await, 404);
 }
 
 #[tokio::test]
 async fn stats_count_media_bytes() {
     let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
-    let item = fake
-        .library()
-        .items()
-        .into_iter()
-        .find(|i| !i.is_video)
-        .unwrap();
+    let item = first_photo(&fake);
     let base = base_url_of(&fake, &item.id).await;
     let body = client()
         .get(format!("{base}=d"))
@@ -365,18 +259,12 @@ async fn stats_count_media_bytes() {
     assert_eq!(s.media_requests, 1);
     assert_eq!(s.media_bytes, body.len() as u64);
     assert_eq!(s.requests_to(fake_google::EndpointKind::LibraryGet), 1);
-    let _ = scopes::PICKER_READONLY;
 }
 
 #[tokio::test]
 async fn head_reports_length_without_body() {
     let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
-    let item = fake
-        .library()
-        .items()
-        .into_iter()
-        .find(|i| !i.is_video)
-        .unwrap();
+    let item = first_photo(&fake);
     let full = fake.library().download_bytes(&item.id, "d").unwrap();
     let base = base_url_of(&fake, &item.id).await;
     let r = client().head(format!("{base}=d")).send().await.unwrap();

@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: a plain reqwest client against the running fake.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use fake_google::{FakeGoogle, scopes};
+use fake_google::{FakeGoogle, ItemInfo, MediaItemId, scopes};
 use serde_json::Value;
 
 pub fn client() -> reqwest::Client {
@@ -67,4 +67,27 @@ pub async fn list_all(
         }
     }
     (ids, pages, short_or_empty)
+}
+
+/// The newest photo of the library.
+pub fn first_photo(fake: &FakeGoogle) -> ItemInfo {
+    fake.library()
+        .items()
+        .into_iter()
+        .find(|i| !i.is_video)
+        .unwrap()
+}
+
+/// A fresh base URL for `id`, from `mediaItems.get`.
+pub async fn base_url_of(fake: &FakeGoogle, id: &MediaItemId) -> String {
+    let token = read_token(fake);
+    let url = format!("{}/v1/mediaItems/{id}", fake.library_api_url());
+    let (status, v) = get_json(&client(), &url, &token).await;
+    assert_eq!(status, 200, "{v}");
+    v["baseUrl"].as_str().unwrap().to_owned()
+}
+
+/// Status of an unauthenticated GET (base URL fetches).
+pub async fn status(url: &str) -> u16 {
+    client().get(url).send().await.unwrap().status().as_u16()
 }
