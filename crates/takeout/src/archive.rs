@@ -411,38 +411,66 @@ fn walk_zip(
         };
         let mut reader = EntryReader::new(&mut zf, declared, compressed, limits, &total);
         let res = visit(&entry, &mut reader);
-        let violation = reader.violation();
-        match (res, violation) {
-            (_, Some(LimitViolation::TotalExceeded)) => {
-                return Err(TakeoutError::TotalLimit {
-                    path: part.path.clone(),
-                    limit: limits.max_total_bytes,
-                });
-            }
-            (_, Some(v)) => skip(skipped, part.number, &entry.raw_name, SkipReason::Limit(v)),
-            (_, None) if reader.io_failure().is_some() => {
-                // Zip entries are independent: a bad CRC costs one entry, not the part.
-                let msg = reader.io_failure().unwrap_or("read error").to_string();
-                skip(
-                    skipped,
-                    part.number,
-                    &entry.raw_name,
-                    SkipReason::ReadError(msg),
-                );
-            }
-            (Ok(()), None) => {}
-            (Err(VisitError::Stop), None) => return Ok(WalkEnd::Stopped),
-            (Err(VisitError::Io(e)), None) => {
-                skip(
-                    skipped,
-                    part.number,
-                    &entry.raw_name,
-                    SkipReason::ReadError(e.to_string()),
-                );
-            }
+        if let Some(end) = settle(part, limits, skipped, &entry, &reader, res, false)? {
+            return Ok(end);
         }
     }
     Ok(WalkEnd::Completed)
+}
+
+/// Decides what one visited entry means for the walk: `Ok(None)` to go on,
+/// `Ok(Some(Stopped))` when the visitor asked to stop, `Err` when the part is done for.
+///
+/// In a sequential stream (tgz) a read error or a short entry means the stream itself is
+/// broken, so the part fails; in a zip or a folder entries are independent and only the
+/// entry is skipped.
+fn settle(
+    part: &Part,
+    limits: &Limits,
+    skipped: &mut Vec<SkippedEntry>,
+    entry: &RawEntry,
+    reader: &EntryReader<'_>,
+    res: Result<(), VisitError>,
+    sequential: bool,
+) -> Result<Option<WalkEnd>, TakeoutError> {
+    let broken = |msg: String| TakeoutError::Tgz {
+        path: part.path.clone(),
+        message: format!("{}: {msg}", entry.path),
+    };
+    let entry_skip =
+        |skipped: &mut Vec<SkippedEntry>, r| skip(skipped, part.number, &entry.raw_name, r);
+    match (res, reader.violation()) {
+        (_, Some(LimitViolation::TotalExceeded)) => Err(TakeoutError::TotalLimit {
+            path: part.path.clone(),
+            limit: limits.max_total_bytes,
+        }),
+        (_, Some(v @ LimitViolation::SizeMismatch { declared, actual }))
+            if sequential && actual < declared =>
+        {
+            Err(broken(v.to_string()))
+        }
+        (_, Some(v)) => {
+            entry_skip(skipped, SkipReason::Limit(v));
+            Ok(None)
+        }
+        (_, None) if reader.io_failure().is_some() => {
+            let msg = reader.io_failure().unwrap_or("read error").to_string();
+            if sequential {
+                return Err(broken(msg));
+            }
+            entry_skip(skipped, SkipReason::ReadError(msg));
+            Ok(None)
+        }
+        (Ok(()), None) => Ok(None),
+        (Err(VisitError::Stop), None) => Ok(Some(WalkEnd::Stopped)),
+        (Err(VisitError::Io(e)), None) => {
+            if sequential {
+                return Err(broken(e.to_string()));
+            }
+            entry_skip(skipped, SkipReason::ReadError(e.to_string()));
+            Ok(None)
+        }
+    }
 }
 
 /// Counts compressed bytes consumed by the gzip decoder.
@@ -571,35 +599,11 @@ fn walk_tgz(
         };
         let mut reader = EntryReader::new(&mut ent, declared, None, limits, &total);
         let res = visit(&entry, &mut reader);
-        let violation = reader.violation();
         if let Some(r) = tripped.get() {
             return Err(tgz_err(format!("compression ratio {r} above limit")));
         }
-        match (res, violation) {
-            (_, Some(LimitViolation::TotalExceeded)) => {
-                return Err(TakeoutError::TotalLimit {
-                    path: part.path.clone(),
-                    limit: limits.max_total_bytes,
-                });
-            }
-            (_, Some(v)) => {
-                // A short entry means the stream itself ended: nothing after it is readable.
-                if matches!(v, LimitViolation::SizeMismatch { declared, actual } if actual < declared)
-                {
-                    return Err(tgz_err(format!("{}: {v}", entry.path)));
-                }
-                skip(skipped, part.number, &entry.raw_name, SkipReason::Limit(v));
-            }
-            (_, None) if reader.io_failure().is_some() => {
-                // In a tgz an I/O error is a broken stream; later entries are unreachable.
-                let msg = reader.io_failure().unwrap_or("read error").to_string();
-                return Err(tgz_err(format!("{}: {msg}", entry.path)));
-            }
-            (Ok(()), None) => {}
-            (Err(VisitError::Stop), None) => return Ok(WalkEnd::Stopped),
-            (Err(VisitError::Io(e)), None) => {
-                return Err(tgz_err(format!("{}: {e}", entry.path)));
-            }
+        if let Some(end) = settle(part, limits, skipped, &entry, &reader, res, true)? {
+            return Ok(end);
         }
     }
     Ok(WalkEnd::Completed)
@@ -692,31 +696,8 @@ fn walk_folder(
             };
             let mut reader = EntryReader::new(&mut f, declared, None, limits, &total);
             let res = visit(&entry, &mut reader);
-            match (res, reader.violation()) {
-                (_, Some(LimitViolation::TotalExceeded)) => {
-                    return Err(TakeoutError::TotalLimit {
-                        path: part.path.clone(),
-                        limit: limits.max_total_bytes,
-                    });
-                }
-                (_, Some(v)) => skip(skipped, part.number, &entry.raw_name, SkipReason::Limit(v)),
-                (_, None) if reader.io_failure().is_some() => {
-                    let msg = reader.io_failure().unwrap_or("read error").to_string();
-                    skip(
-                        skipped,
-                        part.number,
-                        &entry.raw_name,
-                        SkipReason::ReadError(msg),
-                    );
-                }
-                (Ok(()), None) => {}
-                (Err(VisitError::Stop), None) => return Ok(WalkEnd::Stopped),
-                (Err(VisitError::Io(e)), None) => skip(
-                    skipped,
-                    part.number,
-                    &entry.raw_name,
-                    SkipReason::ReadError(e.to_string()),
-                ),
+            if let Some(end) = settle(part, limits, skipped, &entry, &reader, res, false)? {
+                return Ok(end);
             }
         }
     }

@@ -14,12 +14,23 @@ fuzz_target!(|data: &[u8]| {
     let mut sidecars = Vec::new();
     for line in text.lines().take(64) {
         if let Some(n) = line.strip_prefix("m:") {
-            media.push(FolderMedia { name: n.to_string(), is_video: false });
+            media.push(FolderMedia {
+                name: n.to_string(),
+                is_video: false,
+            });
         } else if let Some(n) = line.strip_prefix("v:") {
-            media.push(FolderMedia { name: n.to_string(), is_video: true });
+            media.push(FolderMedia {
+                name: n.to_string(),
+                is_video: true,
+            });
         } else if let Some(rest) = line.strip_prefix("s:") {
-            let (n, t) = rest.split_once('|').map_or((rest, None), |(n, t)| (n, Some(t.to_string())));
-            sidecars.push(FolderSidecar { name: n.to_string(), title: t });
+            let (n, t) = rest
+                .split_once('|')
+                .map_or((rest, None), |(n, t)| (n, Some(t.to_string())));
+            sidecars.push(FolderSidecar {
+                name: n.to_string(),
+                title: t,
+            });
         }
     }
     for m in &media {
@@ -36,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
     for p in &a.media {
         if let Some(s) = p.sidecar {
             assert!(s < sidecars.len());
-            if !matches!(p.method, Some(PairMethod::EditedCopy | PairMethod::MotionCompanion)) {
+            if !matches!(
+                p.method,
+                Some(PairMethod::EditedCopy | PairMethod::MotionCompanion)
+            ) {
                 assert!(owners.insert(s), "sidecar {s} shared by originals");
             }
         }
