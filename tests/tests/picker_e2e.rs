@@ -222,7 +222,6 @@ async fn five_picked_items_become_five_identical_files_and_a_second_pick_fetches
     fake.picker().pick(&session, &ids(&picked)).unwrap();
     let (code, printed) = pick.finish().await;
     assert_eq!(code, Some(OK), "{printed}");
-    eprintln!("FIVE RUN:\n{printed}");
     assert!(printed.contains("Saved 5 of 5 picked items"), "{printed}");
     // The QR code for a phone, in Unicode half blocks.
     assert!(printed.contains('▀') || printed.contains('▄'), "{printed}");
@@ -304,7 +303,6 @@ async fn an_expired_session_reports_what_was_saved_and_a_new_pick_gets_the_rest(
     .expect("the third download never started");
     fake.clock().advance(Duration::from_secs(61 * 60));
     let (code, printed) = pick.finish().await;
-    eprintln!("EXPIRED RUN:\n{printed}");
     assert_eq!(code, Some(PARTIAL), "{printed}");
     assert!(printed.contains("Saved 2 of 5"), "{printed}");
     assert!(printed.contains("expired"), "{printed}");

@@ -84,4 +84,17 @@ pub enum Command {
     },
     /// Show counts, recent runs and what is pending, failed or paused.
     Status,
+    /// Back up photos you pick by hand in Google Photos (Picker API): prints a link and a QR
+    /// code, waits until you press Done, then saves what you picked into the library.
+    Pick {
+        /// At most this many items in the session (Google's limit and default: 2000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2000))]
+        max_items: Option<u32>,
+        /// Do not print the link as a QR code.
+        #[arg(long)]
+        no_qr: bool,
+        /// Port for the loopback listener, if the Picker permission must be granted first.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
 }

@@ -31,6 +31,11 @@ pub async fn run(cli: Cli) -> u8 {
         Some(Command::List { json }) => list(&config, json),
         Some(Command::Verify { deep }) => verify(&config, deep),
         Some(Command::Status) => status(&config).await,
+        Some(Command::Pick {
+            max_items,
+            no_qr,
+            port,
+        }) => crate::pick::run(&config, max_items, no_qr, port).await,
         Some(Command::Demo { .. }) => exit::USAGE,
         None if cli.run_now => run_now(&config, cli.rescan).await,
         None => daemon(config, cli.config.clone()).await,

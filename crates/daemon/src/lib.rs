@@ -18,5 +18,6 @@ pub mod config;
 pub mod demo;
 pub mod exit;
 pub mod logging;
+pub mod pick;
 pub mod progress;
 pub mod service;
