@@ -37,8 +37,10 @@ pub mod scopes {
         LIBRARY_READONLY_REMOVED,
         LIBRARY_SHARING_REMOVED,
     ];
-    /// Scopes that authorise Library reads today.
-    pub const LIBRARY_READ: [&str; 2] = [LIBRARY_READONLY_APPCREATED, LIBRARY_EDIT_APPCREATED];
+    /// Scopes that authorise Library reads today: only `readonly.appcreateddata` ("Accessing
+    /// app-created media items requires the photoslibrary.readonly.appcreateddata scope",
+    /// Google's access-media-items guide); `edit.appcreateddata` and `appendonly` do not.
+    pub const LIBRARY_READ: [&str; 1] = [LIBRARY_READONLY_APPCREATED];
 }
 
 /// The fake's OAuth client id.

@@ -610,3 +610,36 @@ async fn timestamps_carry_fractional_seconds_only_when_present() {
     }
     assert!(with_fraction > 0);
 }
+
+#[tokio::test]
+async fn write_scopes_do_not_authorise_reads() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let t = fake.issue_tokens(&[scopes::LIBRARY_EDIT_APPCREATED, scopes::LIBRARY_APPENDONLY]);
+    let (status, body) = get_json(
+        &client(),
+        &format!("{}/v1/albums", fake.library_api_url()),
+        &t.access_token,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+}
+
+#[tokio::test]
+async fn empty_library_lists_as_empty_objects() {
+    let fake = FakeGoogle::start(FakeConfig {
+        albums: 0,
+        ..FakeConfig::with_items(0)
+    })
+    .await
+    .unwrap();
+    let token = read_token(&fake);
+    let c = client();
+    for path in ["/v1/mediaItems", "/v1/albums"] {
+        let (status, body) =
+            get_json(&c, &format!("{}{path}", fake.library_api_url()), &token).await;
+        assert_eq!((status, body), (200, json!({})), "{path}");
+    }
+}
