@@ -410,3 +410,35 @@ async fn picking_the_session_limit_offers_another_session() {
         "{printed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pick_waits_for_a_running_sync_to_release_the_library() {
+    let fake = fake(5, 3).await;
+    let ws = setup(&fake, "");
+    let picked = pickable(&fake, 1);
+    // Creates the index.
+    let listing = ws.run_async(&["list"]).await;
+    assert_eq!(listing.status.code(), Some(OK), "{}", describe(&listing));
+    // A daemon cycle (or --run-now) holds the index through sled's exclusive flock on
+    // state/index/db; this test takes the same lock, so "the sync" ends exactly when it says.
+    let db = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ws.state_dir().join("index").join("db"))
+        .unwrap();
+    db.try_lock().unwrap();
+
+    let mut pick = Pick::spawn(&ws, &["--no-qr"]);
+    let session = pick.session_id().await;
+    fake.picker().pick(&session, &ids(&picked)).unwrap();
+    pick.line(|l| l.contains("A sync is running on this library; waiting"))
+        .await;
+    assert_eq!(fake.stats().media_requests, 0);
+    db.unlock().unwrap();
+    drop(db);
+
+    let (code, printed) = pick.finish().await;
+    assert_eq!(code, Some(OK), "{printed}");
+    assert!(printed.contains("Saved 1 of 1"), "{printed}");
+    assert_saved(&ws, &fake, &rows(&ws).await, &picked[0]);
+}
