@@ -115,37 +115,7 @@ impl std::fmt::Debug for PickerControl {
 impl PickerControl {
     /// The user picks `ids` (in this order) and taps Done: CREATED → PICKED.
     pub fn pick(&self, session_id: &str, ids: &[MediaItemId]) -> Result<(), Error> {
-        let seqs = {
-            let lib = self.inner.library.read();
-            ids.iter()
-                .map(|id| {
-                    lib.get(id.as_str())
-                        .filter(|r| !r.removed)
-                        .map(|r| r.seq)
-                        .ok_or_else(|| Error::UnknownItem(id.clone()))
-                })
-                .collect::<Result<Vec<u32>, Error>>()?
-        };
-        let now = self.inner.now();
-        let mut st = self.inner.picker_state();
-        let s = st
-            .get_mut(session_id)
-            .ok_or_else(|| Error::UnknownSession(session_id.to_owned()))?;
-        let state = s.state(now);
-        if state != SessionState::Created {
-            return Err(Error::SessionNotPickable {
-                id: session_id.to_owned(),
-                state,
-            });
-        }
-        if seqs.len() > s.max_items as usize {
-            return Err(Error::TooManyPicked {
-                max: s.max_items,
-                picked: seqs.len(),
-            });
-        }
-        s.picked = Some(seqs);
-        Ok(())
+        pick(&self.inner, session_id, ids)
     }
 
     /// The user picks nothing and the timeout runs out: `timeoutIn` becomes `"0s"`.
@@ -197,6 +167,102 @@ impl PickerControl {
             .rev()
             .find(|s| s.state(now) == SessionState::Created)
             .map(|s| s.id.clone())
+    }
+}
+
+/// The user picks `ids` and taps Done (shared by [`PickerControl`] and the fake picker page).
+pub(crate) fn pick(inner: &Inner, session_id: &str, ids: &[MediaItemId]) -> Result<(), Error> {
+    let seqs = {
+        let lib = inner.library.read();
+        ids.iter()
+            .map(|id| {
+                lib.get(id.as_str())
+                    .filter(|r| !r.removed)
+                    .map(|r| r.seq)
+                    .ok_or_else(|| Error::UnknownItem(id.clone()))
+            })
+            .collect::<Result<Vec<u32>, Error>>()?
+    };
+    let now = inner.now();
+    let mut st = inner.picker_state();
+    let s = st
+        .get_mut(session_id)
+        .ok_or_else(|| Error::UnknownSession(session_id.to_owned()))?;
+    let state = s.state(now);
+    if state != SessionState::Created {
+        return Err(Error::SessionNotPickable {
+            id: session_id.to_owned(),
+            state,
+        });
+    }
+    if seqs.len() > s.max_items as usize {
+        return Err(Error::TooManyPicked {
+            max: s.max_items,
+            picked: seqs.len(),
+        });
+    }
+    s.picked = Some(seqs);
+    Ok(())
+}
+
+/// The fake picker "UI" for people driving the `fake-google` binary by hand:
+/// `GET /picker-ui/{id}` describes the session, `GET /picker-ui/{id}/pick?count=N` picks the N
+/// newest library items and `?ids=A,B` picks those ids.
+pub(crate) fn ui(inner: &Inner, path: &str, query: &[(String, String)]) -> Reply {
+    let rest = path.trim_start_matches("/picker-ui/");
+    let (session_id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let html = |status: u16, body: String| {
+        Reply::text(
+            status,
+            "text/html; charset=utf-8",
+            format!("<!doctype html><title>Fake Google Photos picker</title>{body}"),
+        )
+    };
+    let q = |k: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    };
+    match action {
+        "" => html(
+            200,
+            format!(
+                "<p>Fake picker for session {session_id}. Tests use fake_google::PickerControl; by hand, open \
+                 <a href=\"/picker-ui/{session_id}/pick?count=10\">/picker-ui/{session_id}/pick?count=10</a> \
+                 or /picker-ui/{session_id}/pick?ids=ID1,ID2.</p>"
+            ),
+        ),
+        "pick" => {
+            let ids: Vec<MediaItemId> = match (q("ids"), q("count")) {
+                (Some(ids), _) => ids
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(MediaItemId::from)
+                    .collect(),
+                (None, count) => {
+                    let n = count.and_then(|c| c.parse::<usize>().ok()).unwrap_or(10);
+                    let lib = inner.library.read();
+                    lib.order
+                        .iter()
+                        .take(n)
+                        .map(|(_, seq)| lib.items[*seq as usize].id.clone())
+                        .collect()
+                }
+            };
+            match pick(inner, session_id, &ids) {
+                Ok(()) => html(
+                    200,
+                    format!(
+                        "<p>Picked {} items. You can close this page.</p>",
+                        ids.len()
+                    ),
+                ),
+                Err(e) => html(400, format!("<p>{e}</p>")),
+            }
+        }
+        _ => html(404, "<p>Not found</p>".to_owned()),
     }
 }
 

@@ -469,18 +469,8 @@ fn route(inner: &Inner, kind: EndpointKind, req: &Req<'_>) -> Reply {
         | K::PickerDeleteSession
         | K::PickerListItems
         | K::PickerOther => picker::handle(inner, kind, req),
-        K::Other if req.path == "/device" => Reply::text(
-            200,
-            "text/html; charset=utf-8",
-            "<!doctype html><title>Fake device verification</title><p>A test or the demo enters \
-             the user code through FakeGoogle::approve_device.</p>",
-        ),
-        K::Other if req.path.starts_with("/picker-ui/") => Reply::text(
-            200,
-            "text/html; charset=utf-8",
-            "<!doctype html><title>Fake Google Photos picker</title><p>This is the fake picker. \
-             A test or the demo picks items through fake_google::PickerControl.</p>",
-        ),
+        K::Other if req.path == "/device" => device_page(inner, req),
+        K::Other if req.path.starts_with("/picker-ui/") => picker::ui(inner, req.path, &req.query),
         K::Other => Reply::text(
             404,
             "text/html; charset=UTF-8",
@@ -591,6 +581,28 @@ fn oauth_authorize(inner: &Inner, req: &Req<'_>) -> Reply {
 
 fn form(req: &Req<'_>) -> HashMap<String, String> {
     url::form_urlencoded::parse(req.body).into_owned().collect()
+}
+
+/// The device verification page: `GET /device?user_code=ABCD-EFGH` enters the code and
+/// answers per the current consent behaviour (for people driving the binary by hand).
+fn device_page(inner: &Inner, req: &Req<'_>) -> Reply {
+    let page = |status: u16, body: &str| {
+        Reply::text(
+            status,
+            "text/html; charset=utf-8",
+            format!("<!doctype html><title>Fake device verification</title><p>{body}</p>"),
+        )
+    };
+    match req.q("user_code") {
+        None => page(
+            200,
+            "Open /device?user_code=XXXX-XXXX to enter a code (tests use FakeGoogle::approve_device).",
+        ),
+        Some(code) if inner.oauth().decide_device(code) => {
+            page(200, "Done. Return to your device.")
+        }
+        Some(_) => page(400, "Unknown or already used code."),
+    }
 }
 
 fn oauth_method_not_allowed() -> Reply {

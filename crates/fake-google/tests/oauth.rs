@@ -429,3 +429,30 @@ async fn device_flow_slow_down_deny_and_expiry() {
     assert!(fake.pending_device_codes().is_empty());
     assert_eq!(device_poll(&fake, &first).await.1["error"], "expired_token");
 }
+
+#[tokio::test]
+async fn device_page_enters_a_code_by_hand() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    let r = client()
+        .post(fake.device_code_url())
+        .form(&[("client_id", CLIENT_ID), ("scope", scopes::PICKER_READONLY)])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let page = v["verification_url"].as_str().unwrap();
+    let user_code = v["user_code"].as_str().unwrap();
+    let r = client()
+        .get(format!("{page}?user_code={user_code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(fake.pending_device_codes().is_empty());
+    let r = client()
+        .get(format!("{page}?user_code={user_code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "codes are entered once");
+}

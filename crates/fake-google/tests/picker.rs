@@ -350,3 +350,38 @@ async fn picker_base_urls_need_bearer_with_picker_scope() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn picker_page_lets_a_person_pick_by_hand() {
+    let api = Api::new(FakeConfig::with_items(30)).await;
+    let (_, s) = api.create(json!({})).await;
+    let uri = s["pickerUri"].as_str().unwrap().to_owned();
+    let id = s["id"].as_str().unwrap().to_owned();
+    assert_eq!(client().get(&uri).send().await.unwrap().status(), 200);
+    let r = client()
+        .get(format!("{uri}/pick?count=3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let newest: Vec<MediaItemId> = api
+        .fake
+        .library()
+        .items()
+        .iter()
+        .take(3)
+        .map(|i| i.id.clone())
+        .collect();
+    assert_eq!(api.fake.picker().sessions()[0].picked, newest);
+    assert_eq!(api.get(&id).await.1["mediaItemsSet"], true);
+    // A second pick on a finished session is refused.
+    assert_eq!(
+        client()
+            .get(format!("{uri}/pick?count=3"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+}
