@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fake_google::{Error, FakeConfig, FakeGoogle, Quotas};
+use fake_google::{Error, FakeConfig, FakeGoogle, PageQuirks, Quotas};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,9 +24,18 @@ struct Args {
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Items owned by another OAuth client (visible only through the Picker).
+    #[arg(long, default_value_t = 0)]
+    foreign_items: usize,
     /// Disable Google's daily/minute quotas (for large benchmarks).
     #[arg(long)]
     no_quotas: bool,
+    /// Full list pages only (no short or empty pages carrying a nextPageToken).
+    #[arg(long)]
+    no_quirks: bool,
+    /// OAuth app in "Testing" status: refresh tokens expire after 7 days (fake clock).
+    #[arg(long)]
+    testing_mode: bool,
     /// Write a Google "installed" client secret file pointing at this server.
     #[arg(long, value_name = "FILE")]
     write_client_secret: Option<std::path::PathBuf>,
@@ -50,11 +59,18 @@ async fn run(args: Args) -> Result<(), Error> {
         items: args.items,
         albums: args.albums,
         seed: args.seed,
+        foreign_items: args.foreign_items,
         quotas: if args.no_quotas {
             Quotas::UNLIMITED
         } else {
             Quotas::default()
         },
+        page_quirks: if args.no_quirks {
+            PageQuirks::NONE
+        } else {
+            PageQuirks::default()
+        },
+        testing_mode: args.testing_mode,
         ..FakeConfig::default()
     };
     let fake = FakeGoogle::start(config).await?;
@@ -66,7 +82,8 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     println!("{}", fake.base_url());
     eprintln!(
-        "fake-google: {} items; library {} picker {} token {}; Ctrl-C to stop",
+        "fake-google: {} items; library {} picker {} token {}; consent is auto-approved; \
+         pick by hand at <pickerUri>/pick?count=N; Ctrl-C to stop",
         fake.library().len(),
         fake.library_api_url(),
         fake.picker_api_url(),
