@@ -282,7 +282,8 @@ async fn an_expired_session_reports_what_was_saved_and_a_new_pick_gets_the_rest(
     let fake = fake(5, 8).await;
     // One download at a time, so "the third download" is well defined.
     let ws = setup(&fake, "[sync]\nmax_concurrent_downloads = 1\n");
-    let picked = pickable(&fake, 5);
+    let mut picked = pickable(&fake, 6);
+    let extra = picked.pop().unwrap();
     // The third media fetch is held for 3 s (real time); meanwhile the fake clock jumps past
     // the session's expireTime and the base URLs' 60 minutes (spec §1.4, §6.3).
     fake.faults().inject(
@@ -327,9 +328,19 @@ async fn an_expired_session_reports_what_was_saved_and_a_new_pick_gets_the_rest(
     assert_eq!(files_under(&ws.library_dir().join("photos")).len(), 2);
     assert!(temp_files_under(&ws.library_dir()).is_empty());
 
-    // Picked again in a new session, the rest downloads at once: the expiry was not
-    // recorded as a failure with a retry back-off.
+    // A session without them leaves them pending, neither failed nor deferred.
     fake.faults().clear();
+    let mut other = Pick::spawn(&ws, &["--no-qr"]);
+    let session = other.session_id().await;
+    fake.picker()
+        .pick(&session, std::slice::from_ref(&extra.id))
+        .unwrap();
+    let (code, printed) = other.finish().await;
+    assert_eq!(code, Some(OK), "{printed}");
+    assert!(printed.contains("Saved 1 of 1"), "{printed}");
+
+    // Picked again in a new session, the rest downloads at once: neither the expiry nor the
+    // session without them was recorded as a failure with a retry back-off.
     let mut again = Pick::spawn(&ws, &["--no-qr"]);
     let session = again.session_id().await;
     let rest: Vec<MediaItemId> = picked

@@ -338,11 +338,11 @@ impl Source for PickerSource {
                         issued_at,
                     })
                 }
-                // Left pending by an earlier session; only a new pick can reach it.
-                None => Err(SourceError::NotFound(format!(
-                    "{id} is not part of picking session {}",
-                    self.session
-                ))),
+                // Left pending by an earlier session (it expired first): only a new pick can
+                // reach it. "Not ready" keeps it pending without a failure or retry back-off,
+                // so picking it again soon downloads it at once; a failure here would defer it
+                // by the back-off even when it is picked again.
+                None => Err(SourceError::NotReady),
             })
             .collect())
     }
