@@ -488,7 +488,7 @@ fn finish(inner: &Inner, call: &Call, reply: Reply, body_fault: Option<Fault>) -
         path: call.path.clone(),
         status,
         fake_time: inner.now(),
-        at: std::time::Instant::now(),
+        at: tokio::time::Instant::now(),
     });
     let full_len = reply.body.len();
     let sent = match body_fault {

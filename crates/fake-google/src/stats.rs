@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -24,8 +23,10 @@ pub struct RequestRecord {
     pub status: u16,
     /// Fake-clock time of the request.
     pub fake_time: DateTime<Utc>,
-    /// Real (monotonic) time the response was produced.
-    pub at: Instant,
+    /// Tokio's monotonic time the response was produced: real time, or virtual time under
+    /// `tokio::time::pause()`, so a client test can check it waited 30 s after a 429 without
+    /// waiting 30 s.
+    pub at: tokio::time::Instant,
 }
 
 /// A snapshot of what the fake has served so far.
