@@ -44,6 +44,9 @@
 //!   the picker UI), [`FakeGoogle::set_consent`] / [`FakeGoogle::approve_device`] (the user on the
 //!   consent screen), [`FakeGoogle::add_items`], [`FakeGoogle::remove_item`],
 //!   [`FakeGoogle::set_video_ready`], [`FakeGoogle::issue_tokens`] (skip the consent dance).
+//! * **By hand.** The `fake-google` binary serves the same thing; a person plays the user at
+//!   `<pickerUri>/pick?count=N` (or `?ids=A,B`) and `BASE/device?user_code=...`; consent is
+//!   approved automatically.
 //!
 //! ## Example
 //!
