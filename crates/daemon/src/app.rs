@@ -116,6 +116,10 @@ pub fn engine_config(config: &Config) -> EngineConfig {
     engine.delete_removed = config.sync.delete_removed;
     engine.max_removal_fraction = config.sync.max_removal_fraction;
     engine.full_rescan_interval = config.sync.full_rescan_interval;
+    engine.durability = match config.sync.durability {
+        config::Durability::File => sync_engine::Durability::PerFile,
+        config::Durability::Batch => sync_engine::Durability::Batch,
+    };
     engine
 }
 

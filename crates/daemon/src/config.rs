@@ -140,6 +140,17 @@ pub struct SyncConfig {
     pub delete_removed: bool,
     pub max_removal_fraction: f64,
     pub full_rescan_interval: Duration,
+    pub durability: Durability,
+}
+
+/// When downloaded files are made durable (both keep "complete or absent").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync every file and its folder before the index records it.
+    File,
+    /// One syncfs of the library filesystem before each index commit of a batch.
+    Batch,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +244,7 @@ struct RawSync {
     delete_removed: bool,
     max_removal_fraction: Option<Spanned<f64>>,
     full_rescan_interval: Option<Spanned<String>>,
+    durability: Option<Durability>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -501,21 +513,27 @@ impl<'a> Validator<'a> {
                 sync.full_rescan_interval,
                 Duration::from_secs(7 * 24 * 3600),
             ),
+            durability: sync.durability.unwrap_or(Durability::Batch),
         };
 
+        let timezone = self.timezone("schedule.timezone", raw.schedule.timezone);
         let cron = match raw.schedule.cron {
             None => DEFAULT_CRON.to_string(),
             Some(expr) => {
-                if let Err(message) = check_cron(expr.get_ref()) {
+                let checked = check_cron(expr.get_ref()).and_then(|()| {
+                    // The scheduler's own parser: catches what the light check cannot
+                    // (a day 31 in no month, an hour 25) with the config's position.
+                    crate::service::Schedule::new(expr.get_ref(), timezone)
+                        .map(|_| ())
+                        .map_err(|err| err.to_string())
+                });
+                if let Err(message) = checked {
                     self.problem("schedule.cron", expr.span(), message);
                 }
                 expr.into_inner()
             }
         };
-        let schedule = ScheduleConfig {
-            cron,
-            timezone: self.timezone("schedule.timezone", raw.schedule.timezone),
-        };
+        let schedule = ScheduleConfig { cron, timezone };
 
         let notify = NotifyConfig {
             healthcheck_url: self.url("notify.healthcheck_url", raw.notify.healthcheck_url),
@@ -664,6 +682,13 @@ mod tests {
         assert_eq!(p[2].line, 4);
         let text = ConfigError { problems: p }.to_string();
         assert!(text.contains("/etc/gb/config.toml:3:"), "{text}");
+    }
+
+    #[test]
+    fn cron_is_checked_by_the_schedulers_own_parser() {
+        let p = problems("library_dir = \"/x\"\n[schedule]\ncron = \"0 0 25 * * *\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].key.as_str(), p[0].line), ("schedule.cron", 3));
     }
 
     #[test]
