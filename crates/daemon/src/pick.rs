@@ -422,6 +422,7 @@ async fn save_picked(
     drop(engine);
 
     let session_ended = source.session_ended();
+    let listed_all = source.listing_complete();
     let interrupted = cancel.is_cancelled();
     let (downloaded, failed_error) = match &result {
         Ok(report) => (report.downloaded + report.adopted, None),
@@ -433,7 +434,7 @@ async fn save_picked(
         .filter(|p| !saved.contains_key(&p.id))
         .collect();
 
-    if all == 0 && !session_ended && failed_error.is_none() {
+    if all == 0 && listed_all && !session_ended && failed_error.is_none() {
         println!("Nothing was picked, so nothing was saved.");
         return SessionEnd::Finished {
             code: exit::OK,
@@ -510,6 +511,23 @@ async fn save_picked(
             format!("paused: {reason}; run `pick` again later for the rest"),
             exit::PAUSED,
         ));
+    }
+    let problems: &[String] = result.as_ref().map_or(&[], |r| r.errors.as_slice());
+    for problem in problems.iter().take(3) {
+        println!("  problem: {problem}");
+    }
+    if !listed_all {
+        println!(
+            "Google's list of the picked items broke off, so more may have been picked than the \
+             {all} above. Run `gphotos-backup pick` again and pick the missing ones."
+        );
+        return SessionEnd::Finished {
+            code: exit::PARTIAL,
+            limit_reached: false,
+        };
+    }
+    if !missing.is_empty() {
+        println!("Run `gphotos-backup pick` again and pick the ones not saved to try them again.");
     }
     let limit_reached = u32::try_from(all).unwrap_or(u32::MAX) >= limit;
     if limit_reached {

@@ -131,6 +131,12 @@ impl PickerSource {
         self.ended.load(Ordering::SeqCst)
     }
 
+    /// Whether a listing of the session ran to its end, so [`PickerSource::picked`] is
+    /// everything that was picked.
+    pub fn listing_complete(&self) -> bool {
+        self.lock().complete
+    }
+
     /// The picked items seen so far, in pick order (all of them once a listing completed).
     pub fn picked(&self) -> Vec<PickedSummary> {
         let cache = self.lock();
