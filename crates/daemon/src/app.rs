@@ -168,14 +168,46 @@ pub async fn run_cycle(
     if let Err(err) = engine.flush() {
         tracing::warn!("flushing the index failed: {err}");
     }
+    let (run_id, downloaded, bytes, failed) = match &result {
+        Ok(r) => (r.run_id, r.downloaded, r.bytes_downloaded, r.failed),
+        Err(_) => (0, 0, 0, 0),
+    };
     let outcome = outcome_of(result, started);
+    // Structured fields become journal fields (RUN_ID, OUTCOME, …) under journald.
+    let duration_s = started.elapsed().as_secs();
     match &outcome {
         CycleOutcome::Success { summary } | CycleOutcome::Partial { summary } => {
-            tracing::info!(outcome = outcome.label(), "{summary}");
+            tracing::info!(
+                run_id,
+                outcome = outcome.label(),
+                downloaded,
+                bytes,
+                failed,
+                duration_s,
+                "sync cycle finished: {summary}"
+            );
         }
-        CycleOutcome::Paused { summary } => tracing::warn!(outcome = "paused", "{summary}"),
+        CycleOutcome::Paused { summary } => {
+            tracing::warn!(
+                run_id,
+                outcome = "paused",
+                downloaded,
+                bytes,
+                failed,
+                duration_s,
+                "sync cycle paused: {summary}"
+            );
+        }
         CycleOutcome::Failed { message, .. } => {
-            tracing::error!(outcome = outcome.label(), "{message}");
+            tracing::error!(
+                run_id,
+                outcome = outcome.label(),
+                downloaded,
+                bytes,
+                failed,
+                duration_s,
+                "sync cycle failed: {message}"
+            );
         }
     }
     outcome
