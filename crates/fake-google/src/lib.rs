@@ -88,8 +88,8 @@ pub use config::{
 };
 pub use faults::{EndpointKind, Fault, Faults, Schedule};
 pub use library::{
-    AlbumId, AlbumInfo, CONTENT_CATEGORIES, GeneratedLibrary, ItemInfo, MediaItemId, NewItem,
-    VideoStatus,
+    AlbumId, AlbumInfo, CONTENT_CATEGORIES, GeneratedLibrary, GeoPoint, ItemInfo, MediaItemId,
+    NewItem, VideoStatus,
 };
 pub use media::MediaParams;
 pub use oauth::{CLIENT_ID, CLIENT_SECRET, IssuedTokens, pkce_s256, scopes};

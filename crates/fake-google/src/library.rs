@@ -255,6 +255,19 @@ pub struct ItemInfo {
     pub categories: Vec<&'static str>,
     /// Owned by another OAuth client: only reachable through the Picker.
     pub foreign: bool,
+    /// Where a photo was taken (the GPS IFD of [`GeneratedLibrary::original_bytes`], stripped
+    /// from every API download); `None` for videos. Takeout sidecars carry it as `geoData`.
+    pub location: Option<GeoPoint>,
+}
+
+/// A position in decimal degrees (WGS 84). The EXIF stores it as degrees, minutes and
+/// hundredths of seconds, so values read back from the file agree to about 3e-6 degrees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeoPoint {
+    /// Latitude, positive north.
+    pub latitude: f64,
+    /// Longitude, positive east.
+    pub longitude: f64,
 }
 
 /// Public snapshot of one album.
@@ -360,7 +373,7 @@ impl GeneratedLibrary {
         let d = self.read();
         d.order
             .iter()
-            .map(|(_, seq)| info(&d, &d.items[*seq as usize]))
+            .map(|(_, seq)| info(self.seed, &d, &d.items[*seq as usize]))
             .collect()
     }
 
@@ -370,7 +383,7 @@ impl GeneratedLibrary {
         d.items
             .iter()
             .filter(|r| r.foreign && !r.removed)
-            .map(|r| info(&d, r))
+            .map(|r| info(self.seed, &d, r))
             .collect()
     }
 
@@ -389,7 +402,7 @@ impl GeneratedLibrary {
         let d = self.read();
         d.get(id.as_str())
             .filter(|r| !r.removed)
-            .map(|r| info(&d, r))
+            .map(|r| info(self.seed, &d, r))
     }
 
     /// All albums in generation order (the order `albums.list` returns).
@@ -516,8 +529,16 @@ impl GeneratedLibrary {
     }
 }
 
-fn info(d: &LibraryData, r: &ItemRecord) -> ItemInfo {
+fn info(seed: u64, d: &LibraryData, r: &ItemRecord) -> ItemInfo {
+    let location = (!r.is_video).then(|| {
+        let (lat, lon) = media::gps_micro_degrees(seed, r.seq);
+        GeoPoint {
+            latitude: lat as f64 / 1e6,
+            longitude: lon as f64 / 1e6,
+        }
+    });
     ItemInfo {
+        location,
         id: r.id.clone(),
         filename: r.filename.clone(),
         mime_type: r.mime.clone(),

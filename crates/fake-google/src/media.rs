@@ -340,9 +340,7 @@ fn exif_tiff(spec: &MediaSpec<'_>, with_gps: bool) -> Vec<u8> {
     }
     exif.sort_by_key(|e| e.tag);
 
-    let mut gps_rng = SplitMix64::derive(spec.seed, "gps", u64::from(spec.seq));
-    let lat = gps_rng.range(0, 130_000_000) as i64 - 60_000_000; // micro-degrees
-    let lon = gps_rng.range(0, 360_000_000) as i64 - 180_000_000;
+    let (lat, lon) = gps_micro_degrees(spec.seed, spec.seq);
     let gps = vec![
         Entry {
             tag: 0x0000,
@@ -393,6 +391,14 @@ fn exif_tiff(spec: &MediaSpec<'_>, with_gps: bool) -> Vec<u8> {
         write_ifd(&mut out, gps_at, &gps);
     }
     out
+}
+
+/// Where a photo was taken, in micro-degrees (latitude, longitude); only the original carries it.
+pub(crate) fn gps_micro_degrees(seed: u64, seq: u32) -> (i64, i64) {
+    let mut rng = SplitMix64::derive(seed, "gps", u64::from(seq));
+    let lat = rng.range(0, 130_000_000) as i64 - 60_000_000;
+    let lon = rng.range(0, 360_000_000) as i64 - 180_000_000;
+    (lat, lon)
 }
 
 /// Micro-degrees to degrees/minutes/seconds rationals.

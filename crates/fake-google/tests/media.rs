@@ -275,3 +275,69 @@ async fn head_reports_length_without_body() {
     );
     assert!(r.bytes().await.unwrap().is_empty());
 }
+
+/// Reads (latitude, longitude) from the GPS IFD of a JPEG's EXIF, independently of the writer.
+fn gps_of(jpeg: &[u8]) -> Option<(f64, f64)> {
+    let start = jpeg.windows(6).position(|w| w == b"Exif\0\0")? + 6;
+    let t = &jpeg[start..];
+    let u16_at = |o: usize| u16::from_le_bytes([t[o], t[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes([t[o], t[o + 1], t[o + 2], t[o + 3]]) as usize;
+    let entries = |at: usize| (0..u16_at(at) as usize).map(move |k| at + 2 + 12 * k);
+    let gps = entries(u32_at(4))
+        .find(|e| u16_at(*e) == 0x8825)
+        .map(|e| u32_at(e + 8))?;
+    let mut lat = (0.0, 'N');
+    let mut lon = (0.0, 'E');
+    for e in entries(gps) {
+        let dms = |e: usize| {
+            let at = u32_at(e + 8);
+            let r = |i: usize| u32_at(at + 8 * i) as f64 / u32_at(at + 8 * i + 4) as f64;
+            r(0) + r(1) / 60.0 + r(2) / 3600.0
+        };
+        match u16_at(e) {
+            1 => lat.1 = t[e + 8] as char,
+            2 => lat.0 = dms(e),
+            3 => lon.1 = t[e + 8] as char,
+            4 => lon.0 = dms(e),
+            _ => {}
+        }
+    }
+    let sign = |(v, r): (f64, char)| if r == 'S' || r == 'W' { -v } else { v };
+    Some((sign(lat), sign(lon)))
+}
+
+#[tokio::test]
+async fn original_gps_matches_the_reported_location() {
+    let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
+    for item in fake
+        .library()
+        .items()
+        .iter()
+        .filter(|i| !i.is_video)
+        .take(10)
+    {
+        let loc = item.location.unwrap();
+        let (lat, lon) = gps_of(&fake.library().original_bytes(&item.id).unwrap()).unwrap();
+        assert!(
+            (lat - loc.latitude).abs() < 1e-5,
+            "{lat} vs {}",
+            loc.latitude
+        );
+        assert!(
+            (lon - loc.longitude).abs() < 1e-5,
+            "{lon} vs {}",
+            loc.longitude
+        );
+        assert_eq!(
+            gps_of(&fake.library().download_bytes(&item.id, "d").unwrap()),
+            None
+        );
+    }
+    assert!(
+        fake.library()
+            .items()
+            .iter()
+            .filter(|i| i.is_video)
+            .all(|i| i.location.is_none())
+    );
+}
