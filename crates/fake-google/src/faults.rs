@@ -103,7 +103,9 @@ pub enum Fault {
     /// 503 UNAVAILABLE.
     Unavailable,
     /// The real response's headers (with its full Content-Length) and its first `after_bytes`
-    /// body bytes, then the connection is aborted.
+    /// body bytes, then the connection is aborted, so the client sees a short body. With
+    /// `after_bytes` at or beyond the body length the body completes and only the connection
+    /// drops; keep it below the size of the response under test.
     ResetMidBody {
         /// Body bytes sent before the abort.
         after_bytes: usize,
