@@ -248,6 +248,7 @@ impl Engine {
 
         // 1. Listing → index. Streams straight into sled: memory stays flat.
         let mut newest = cursor.newest_taken_ms;
+        let horizon_ms = now.timestamp_millis().saturating_add(24 * 3600 * 1000);
         let mut listing_complete = true;
         {
             let mut stream = source.list(scope);
@@ -260,7 +261,13 @@ impl Engine {
                 match next {
                     None => break,
                     Some(Ok(item)) => {
-                        if let Some(t) = item.taken_at.map(|t| t.timestamp_millis()) {
+                        // A capture date in the future (a camera with a wrong clock) must
+                        // not become the start of every incremental listing.
+                        if let Some(t) = item
+                            .taken_at
+                            .map(|t| t.timestamp_millis())
+                            .filter(|t| *t <= horizon_ms)
+                        {
                             newest = Some(newest.map_or(t, |n| n.max(t)));
                         }
                         self.upsert(&item, kind, run, report)?;

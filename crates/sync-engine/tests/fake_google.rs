@@ -575,3 +575,35 @@ async fn failures_are_retried_with_backoff_across_runs() {
     assert_eq!((r2.failed, r2.deferred), (0, failing));
     assert_eq!(h.fake.stats().requests_to(EndpointKind::LibraryBatchGet), 0);
 }
+
+#[tokio::test]
+async fn a_capture_date_in_the_future_does_not_blind_incremental_runs() {
+    let h = harness(FakeConfig::with_items(6)).await;
+    let engine = Engine::open(config(&h.lib, &h.state)).unwrap();
+    // A camera with its clock set to 2099.
+    let future = Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap();
+    h.fake
+        .add_items(&[NewItem::photo("future.jpg", future)])
+        .unwrap();
+    run(&engine, &h.source, Arc::new(NoProgress)).await;
+    assert!(h.lib.join("photos/2099/01/future.jpg").exists());
+
+    let newest = h
+        .fake
+        .library()
+        .items()
+        .iter()
+        .filter(|i| i.creation_time < future)
+        .map(|i| i.creation_time)
+        .max()
+        .unwrap();
+    h.fake
+        .add_items(&[NewItem::photo(
+            "fresh.jpg",
+            newest + chrono::Duration::hours(2),
+        )])
+        .unwrap();
+    let inc = run(&engine, &h.source, Arc::new(NoProgress)).await;
+    assert!(!inc.full_scan);
+    assert_eq!(inc.downloaded, 1, "{:?}", inc.errors);
+}
