@@ -499,3 +499,35 @@ async fn a_renamed_album_is_renamed_on_disk_not_rebuilt() {
         "{titles:?}"
     );
 }
+
+#[tokio::test]
+async fn ntfs_rules_escape_reserved_names_and_treat_case_as_one_name() {
+    let f = fixture();
+    put(&f.src, "a/Photo.JPG", b"upper", MAR_2020);
+    put(&f.src, "b/photo.jpg", b"lower", MAR_2020);
+    put(&f.src, "c/con.jpg", b"device", MAR_2020);
+    put(&f.src, "d/what?.jpg", b"question", MAR_2020);
+    let mut cfg = config(&f);
+    cfg.filesystem = sync_engine::FilesystemRules::Ntfs;
+    let engine = Engine::open(cfg).unwrap();
+    sync(&engine, &f.src, false).await;
+    let names = library_files(&f.lib);
+    assert!(
+        names.contains(&"photos/2020/03/Photo.JPG".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("photos/2020/03/photo_") && n.ends_with(".jpg")),
+        "case-insensitive clash resolved by suffix: {names:?}"
+    );
+    assert!(
+        names.contains(&"photos/2020/03/_con.jpg".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"photos/2020/03/what_.jpg".to_owned()),
+        "{names:?}"
+    );
+}
