@@ -375,15 +375,8 @@ impl Engine {
         match self.index.item(&item.id)? {
             None => {
                 let rec = ItemRecord::from_remote(item, kind, run);
-                let folder = naming::month_folder(item.taken_at, self.config.folder_timezone);
-                let name = naming::sanitize_component(&item.filename, self.rules);
-                let desired = format!("photos/{folder}/{name}");
                 self.index.put_item(&item.id, &rec)?;
-                self.index.add_unplaced(
-                    &naming::claim_key(&desired, self.rules),
-                    &item.id,
-                    &desired,
-                )?;
+                self.queue_for_naming(item)?;
                 report.new_items += 1;
             }
             Some(mut rec) => {
@@ -394,17 +387,7 @@ impl Engine {
                     // Back at the source: it keeps its old path.
                     if rec.path.is_empty() {
                         rec.state = ItemState::Unplaced;
-                        let folder =
-                            naming::month_folder(item.taken_at, self.config.folder_timezone);
-                        let desired = format!(
-                            "photos/{folder}/{}",
-                            naming::sanitize_component(&item.filename, self.rules)
-                        );
-                        self.index.add_unplaced(
-                            &naming::claim_key(&desired, self.rules),
-                            &item.id,
-                            &desired,
-                        )?;
+                        self.queue_for_naming(item)?;
                     } else if self.config.library_dir.join(&rec.path).is_file() {
                         rec.state = ItemState::Done;
                     } else {
@@ -421,6 +404,15 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Queues an item for [`Self::place_items`] under `photos/YYYY/MM/<sanitised name>`.
+    fn queue_for_naming(&self, item: &RemoteItem) -> Result<(), Error> {
+        let folder = naming::month_folder(item.taken_at, self.config.folder_timezone);
+        let name = naming::sanitize_component(&item.filename, self.rules);
+        let desired = format!("photos/{folder}/{name}");
+        self.index
+            .add_unplaced(&naming::claim_key(&desired, self.rules), &item.id, &desired)
     }
 
     async fn sync_albums(
