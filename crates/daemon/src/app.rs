@@ -150,7 +150,7 @@ pub async fn run_cycle(
         Ok(sources) => sources,
         Err(outcome) => return outcome,
     };
-    if sources.is_empty() {
+    if sources.is_empty() && config.takeout.is_none() {
         return CycleOutcome::Failed {
             kind: FailureKind::Error,
             message: "no source is enabled: enable [sources.library_api] or configure \
@@ -162,6 +162,9 @@ pub async fn run_cycle(
         Ok(engine) => engine,
         Err(outcome) => return outcome,
     };
+    // Takeout (issue 5) needs the engine on a blocking thread and its own cancel handle.
+    let engine = Arc::new(engine);
+    let takeout_cancel = cancel.clone();
     let result = engine
         .sync(&sources, SyncOptions { rescan }, progress, cancel)
         .await;
@@ -173,6 +176,12 @@ pub async fn run_cycle(
         Err(_) => (0, 0, 0, 0),
     };
     let outcome = outcome_of(result, started);
+    // --- Takeout inbox (issue 5): after the API sources, in the same cycle. ---
+    let outcome = match crate::takeout_cmd::cycle_import(config, engine, takeout_cancel).await {
+        Some(takeout) => crate::takeout_cmd::fold_outcome(outcome, takeout),
+        None => outcome,
+    };
+    // --- end of the Takeout inbox ---
     // Structured fields become journal fields (RUN_ID, OUTCOME, …) under journald.
     let duration_s = started.elapsed().as_secs();
     match &outcome {

@@ -97,4 +97,10 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Import Google Takeout exports (zip/tgz parts or extracted folders) into the library.
+    ImportTakeout {
+        /// Parts, extracted folders, or folders holding them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }

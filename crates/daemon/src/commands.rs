@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> u8 {
             no_qr,
             port,
         }) => crate::pick::run(&config, max_items, no_qr, port).await,
+        Some(Command::ImportTakeout { paths }) => crate::takeout_cmd::run(&config, paths).await,
         Some(Command::Demo { .. }) => exit::USAGE,
         None if cli.run_now => run_now(&config, cli.rescan).await,
         None => daemon(config, cli.config.clone()).await,
@@ -342,6 +343,7 @@ async fn status(config: &Config) -> u8 {
         Ok(engine) => match engine.status() {
             Ok(report) => {
                 print_index_status(&report);
+                crate::takeout_cmd::print_last_import(&engine);
                 exit::OK
             }
             Err(err) => fail(err, exit::FAILURE),

@@ -21,3 +21,4 @@ pub mod logging;
 pub mod pick;
 pub mod progress;
 pub mod service;
+pub mod takeout_cmd;

@@ -126,6 +126,11 @@ impl Engine {
         self.rules
     }
 
+    /// The index, for the Takeout importer (`takeout_import.rs`).
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
     /// Makes the index durable.
     pub fn flush(&self) -> Result<(), Error> {
         self.index.flush()
@@ -1003,7 +1008,11 @@ impl Engine {
     }
 
     /// Creates or updates `albums/YYYY/MM Title/` folders for this source's albums.
-    fn build_album_trees(&self, kind: SourceKind, report: &mut RunReport) -> Result<(), Error> {
+    pub(crate) fn build_album_trees(
+        &self,
+        kind: SourceKind,
+        report: &mut RunReport,
+    ) -> Result<(), Error> {
         let albums: Vec<_> = self
             .index
             .albums()

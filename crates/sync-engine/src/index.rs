@@ -127,11 +127,18 @@ impl ItemRecord {
         self.expected_size = item.size;
         self.favorite = item.favorite;
         self.archived = item.archived;
-        self.latitude = item.latitude;
-        self.longitude = item.longitude;
         self.camera_make = item.camera_make.clone();
         self.camera_model = item.camera_model.clone();
-        self.description = item.description.clone();
+        // An item merged with its Takeout original (takeout_import.rs) keeps the GPS and
+        // caption Takeout gave it: the Library API never returns a location.
+        let keep = self.source == SourceKind::Takeout;
+        if !keep || item.latitude.is_some() {
+            self.latitude = item.latitude;
+            self.longitude = item.longitude;
+        }
+        if !keep || item.description.is_some() {
+            self.description = item.description.clone();
+        }
     }
 
     /// Capture time.

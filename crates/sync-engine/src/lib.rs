@@ -66,6 +66,7 @@ mod picker;
 mod report;
 mod source;
 mod store;
+mod takeout_import;
 mod types;
 
 pub use config::{AlbumLinks, Durability, EngineConfig};
@@ -81,6 +82,10 @@ pub use report::{
 };
 pub use source::{ListScope, MediaWriter, Prepared, Source, SourceError};
 pub use store::{SledStore, Store, Tree};
+pub use takeout_import::{
+    ArchiveDisposal, TakeoutOptions, TakeoutReport, TakeoutSkip, WaitingExport,
+    takeout_inbox_inputs,
+};
 pub use types::{AlbumId, MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
 
 /// Re-exported so callers need not depend on chrono-tz directly for [`EngineConfig`].
