@@ -165,6 +165,7 @@ pub async fn run_cycle(
     // Takeout (issue 5) needs the engine on a blocking thread and its own cancel handle.
     let engine = Arc::new(engine);
     let takeout_cancel = cancel.clone();
+    let export_cancel = cancel.clone(); // export step (issue 7), below
     let result = engine
         .sync(&sources, SyncOptions { rescan }, progress, cancel)
         .await;
@@ -176,12 +177,17 @@ pub async fn run_cycle(
         Err(_) => (0, 0, 0, 0),
     };
     let outcome = outcome_of(result, started);
+    let export_engine = Arc::clone(&engine); // export step (issue 7), below
     // --- Takeout inbox (issue 5): after the API sources, in the same cycle. ---
     let outcome = match crate::takeout_cmd::cycle_import(config, engine, takeout_cancel).await {
         Some(takeout) => crate::takeout_cmd::fold_outcome(outcome, takeout),
         None => outcome,
     };
     // --- end of the Takeout inbox ---
+    // --- export targets (issue 7): after a successful sync and import, same engine. ---
+    let outcome = crate::export_cmd::after_cycle(config, &export_engine, outcome, &export_cancel);
+    drop(export_engine);
+    // --- end of export ---
     // Structured fields become journal fields (RUN_ID, OUTCOME, …) under journald.
     let duration_s = started.elapsed().as_secs();
     match &outcome {

@@ -84,6 +84,12 @@ pub enum Command {
     },
     /// Show counts, recent runs and what is pending, failed or paused.
     Status,
+    /// Place the library into the `[[export]]` targets of the config (as after every sync).
+    Export {
+        /// Only the target with this name.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Back up photos you pick by hand in Google Photos (Picker API): prints a link and a QR
     /// code, waits until you press Done, then saves what you picked into the library.
     Pick {

@@ -37,6 +37,7 @@ pub async fn run(cli: Cli) -> u8 {
             port,
         }) => crate::pick::run(&config, max_items, no_qr, port).await,
         Some(Command::ImportTakeout { paths }) => crate::takeout_cmd::run(&config, paths).await,
+        Some(Command::Export { name }) => crate::export_cmd::run(&config, name).await,
         Some(Command::Demo { .. }) => exit::USAGE,
         None if cli.run_now => run_now(&config, cli.rescan).await,
         None => daemon(config, cli.config.clone()).await,

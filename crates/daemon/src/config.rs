@@ -101,6 +101,8 @@ pub struct Config {
     pub sync: SyncConfig,
     pub schedule: ScheduleConfig,
     pub notify: NotifyConfig,
+    /// `[[export]]` targets, run after every successful sync cycle and by `export`.
+    pub exports: Vec<sync_engine::ExportTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +185,8 @@ struct RawConfig {
     schedule: RawSchedule,
     #[serde(default)]
     notify: RawNotify,
+    #[serde(default)]
+    export: Vec<RawExport>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +263,27 @@ struct RawSchedule {
 struct RawNotify {
     healthcheck_url: Option<Spanned<String>>,
     on_failure_command: Option<String>,
+}
+
+/// One `[[export]]` table (issue 7).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExport {
+    name: Option<Spanned<String>>,
+    path: Spanned<PathBuf>,
+    template: Spanned<String>,
+    mode: Option<sync_engine::ExportMode>,
+    #[serde(default)]
+    albums: Vec<String>,
+    media: Option<sync_engine::MediaFilter>,
+    #[serde(default)]
+    favorites_only: bool,
+    since: Option<Spanned<toml::Value>>,
+    until: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    sources: Vec<sync_engine::SourceKind>,
+    #[serde(default)]
+    prune: bool,
 }
 
 fn yes() -> bool {
@@ -535,6 +560,8 @@ impl<'a> Validator<'a> {
         };
         let schedule = ScheduleConfig { cron, timezone };
 
+        let exports = self.exports(raw.export, &library_dir);
+
         let notify = NotifyConfig {
             healthcheck_url: self.url("notify.healthcheck_url", raw.notify.healthcheck_url),
             on_failure_command: raw.notify.on_failure_command,
@@ -557,7 +584,98 @@ impl<'a> Validator<'a> {
             sync,
             schedule,
             notify,
+            exports,
         })
+    }
+
+    // ---- [[export]] (issue 7) ----
+
+    fn exports(
+        &mut self,
+        raw: Vec<RawExport>,
+        library_dir: &Path,
+    ) -> Vec<sync_engine::ExportTarget> {
+        let mut out: Vec<sync_engine::ExportTarget> = Vec::new();
+        for (i, e) in raw.into_iter().enumerate() {
+            let key = |k: &str| format!("export[{i}].{k}");
+            let path = self.path(e.path.get_ref());
+            if path.starts_with(library_dir) || library_dir.starts_with(&path) {
+                self.problem(
+                    &key("path"),
+                    e.path.span(),
+                    "an export target must be outside the library directory (and not contain it)",
+                );
+            }
+            let template = match sync_engine::Template::parse(e.template.get_ref()) {
+                Ok(t) => Some(t),
+                Err(err) => {
+                    // Point at the token itself: the value starts after its opening quote.
+                    let value = e.template.get_ref();
+                    let at = value
+                        .char_indices()
+                        .nth(err.column.saturating_sub(1))
+                        .map_or(value.len(), |(b, _)| b);
+                    let start = e.template.span().start + 1 + at;
+                    self.problem(&key("template"), start..start, err.to_string());
+                    None
+                }
+            };
+            let name = match &e.name {
+                Some(n) if n.get_ref().trim().is_empty() || n.get_ref().contains('\0') => {
+                    self.problem(&key("name"), n.span(), "must be a non-empty name");
+                    n.get_ref().clone()
+                }
+                Some(n) => n.get_ref().clone(),
+                // The manifest is keyed by the name: without one, the target's path is it.
+                None => path.display().to_string(),
+            };
+            if out.iter().any(|t| t.name == name) {
+                let span = e.name.as_ref().map_or(e.path.span(), |n| n.span());
+                self.problem(
+                    &key("name"),
+                    span,
+                    format!("another [[export]] already uses the name {name:?}"),
+                );
+            }
+            let since = self.date(&key("since"), e.since);
+            let until = self.date(&key("until"), e.until);
+            if let Some(template) = template {
+                let mut target = sync_engine::ExportTarget::new(name, path, template);
+                target.mode = e.mode.unwrap_or_default();
+                target.prune = e.prune;
+                target.filter = sync_engine::ExportFilter {
+                    albums: e.albums,
+                    media: e.media.unwrap_or_default(),
+                    favorites_only: e.favorites_only,
+                    since,
+                    until,
+                    sources: e.sources,
+                };
+                out.push(target);
+            }
+        }
+        out
+    }
+
+    /// A date written as a TOML date (`2020-01-31`) or a string (`"2020-01-31"`).
+    fn date(
+        &mut self,
+        key: &str,
+        value: Option<Spanned<toml::Value>>,
+    ) -> Option<chrono::NaiveDate> {
+        let value = value?;
+        let text = match value.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Datetime(d) if d.time.is_none() && d.offset.is_none() => d.to_string(),
+            _ => String::new(),
+        };
+        match chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.problem(key, value.span(), "must be a date like 2020-01-31");
+                None
+            }
+        }
     }
 }
 
@@ -689,6 +807,37 @@ mod tests {
         let p = problems("library_dir = \"/x\"\n[schedule]\ncron = \"0 0 25 * * *\"\n");
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!((p[0].key.as_str(), p[0].line), ("schedule.cron", 3));
+    }
+
+    #[test]
+    fn export_tables_are_read_and_a_bad_token_is_located() {
+        let config = parse(
+            Path::new("/etc/gb/config.toml"),
+            "library_dir = \"/srv/photos\"\n[[export]]\nname = \"nas\"\npath = \"/mnt/nas\"\n\
+             template = \"{year}/{album|Unsorted}/{filename}\"\nmode = \"hardlink\"\n\
+             media = \"photo\"\nsince = 2020-01-31\nprune = true\n",
+        )
+        .unwrap();
+        let t = &config.exports[0];
+        assert_eq!(
+            (t.name.as_str(), t.mode),
+            ("nas", sync_engine::ExportMode::Hardlink)
+        );
+        assert!(t.prune && t.template.uses_album());
+        assert_eq!(t.filter.since, chrono::NaiveDate::from_ymd_opt(2020, 1, 31));
+
+        let p = problems(
+            "library_dir = \"/x\"\n[[export]]\npath = \"/nas\"\ntemplate = \"{year}/{albm}/{filename}\"\n\
+             [[export]]\npath = \"/x/inside\"\ntemplate = \"{filename}\"\nuntil = \"last year\"\n",
+        );
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["export[0].template", "export[1].path", "export[1].until"]
+        );
+        // `template = "` is 12 characters; `{albm}` starts at column 8 of the value.
+        assert_eq!((p[0].line, p[0].column), (4, 20));
+        assert!(p[0].message.contains("{albm}"), "{}", p[0].message);
     }
 
     #[test]

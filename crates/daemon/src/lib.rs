@@ -17,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod exit;
+pub mod export_cmd;
 pub mod logging;
 pub mod pick;
 pub mod progress;

@@ -57,6 +57,7 @@
 mod config;
 mod engine;
 mod error;
+mod export;
 mod fsops;
 mod index;
 mod library_api;
@@ -67,11 +68,13 @@ mod report;
 mod source;
 mod store;
 mod takeout_import;
+mod template;
 mod types;
 
 pub use config::{AlbumLinks, Durability, EngineConfig};
 pub use engine::Engine;
 pub use error::Error;
+pub use export::{ExportFilter, ExportMode, ExportReport, ExportTarget, MediaFilter};
 pub use library_api::LibraryApiSource;
 pub use local::LocalDirSource;
 pub use naming::FilesystemRules;
@@ -86,6 +89,7 @@ pub use takeout_import::{
     ArchiveDisposal, TakeoutOptions, TakeoutReport, TakeoutSkip, WaitingExport,
     takeout_inbox_inputs,
 };
+pub use template::{Template, TemplateError};
 pub use types::{AlbumId, MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
 
 /// Re-exported so callers need not depend on chrono-tz directly for [`EngineConfig`].

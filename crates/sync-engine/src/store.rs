@@ -30,11 +30,13 @@ pub enum Tree {
     Cursors,
     /// run id (u64 BE) → run record.
     Runs,
+    /// export target \0 media id \0 album id → what the export placed (see `export.rs`).
+    Exports,
 }
 
 impl Tree {
     /// All trees, in a fixed order.
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 11] = [
         Tree::Meta,
         Tree::Items,
         Tree::Paths,
@@ -45,6 +47,7 @@ impl Tree {
         Tree::ItemAlbums,
         Tree::Cursors,
         Tree::Runs,
+        Tree::Exports,
     ];
 
     /// Stable name on disk.
@@ -60,6 +63,7 @@ impl Tree {
             Tree::ItemAlbums => "item_albums",
             Tree::Cursors => "cursors",
             Tree::Runs => "runs",
+            Tree::Exports => "exports",
         }
     }
 }

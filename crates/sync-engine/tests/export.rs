@@ -1,0 +1,398 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Export (issue 7) against a real library built by syncing a [`LocalDirSource`].
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use sync_engine::{
+    Engine, EngineConfig, Error, ExportMode, ExportTarget, LocalDirSource, MediaFilter, NoProgress,
+    Source, SyncOptions, Template,
+};
+use tokio_util::sync::CancellationToken;
+
+// 2020-03-15T12:00:00Z and 2021-07-01T00:30:05Z
+const MAR_2020: u64 = 1_584_273_600;
+const JUL_2021: u64 = 1_625_099_405;
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    src: PathBuf,
+    lib: PathBuf,
+    state: PathBuf,
+    out: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let out = tmp.path().join("nas");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    Fixture {
+        lib: tmp.path().join("lib"),
+        state: tmp.path().join("state"),
+        src,
+        out,
+        _tmp: tmp,
+    }
+}
+
+fn put(src: &Path, rel: &str, bytes: &[u8], unix_secs: u64) {
+    let p = src.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(&p).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(unix_secs))
+        .unwrap();
+}
+
+/// Makes `rel` (a file at the source root) a member of album `title` via a symlink.
+fn add_to_album(src: &Path, title: &str, rel: &str) {
+    let dir = src.join("albums").join(title);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(format!("../../{rel}"), dir.join(rel)).unwrap();
+}
+
+async fn engine_with(f: &Fixture) -> Engine {
+    let engine = Engine::open(EngineConfig::new(&f.lib, &f.state)).unwrap();
+    let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(&f.src))];
+    let r = engine
+        .sync(
+            &sources,
+            SyncOptions::default(),
+            Arc::new(NoProgress),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 0, "{:?}", r.errors);
+    engine
+}
+
+/// A standard small library: two photos (one in two albums) and a video.
+fn standard(f: &Fixture) {
+    put(&f.src, "a.jpg", b"alpha", MAR_2020);
+    put(&f.src, "b.mp4", b"video bytes", JUL_2021);
+    put(&f.src, "c.png", b"gamma", JUL_2021);
+    add_to_album(&f.src, "Rome", "a.jpg");
+    add_to_album(&f.src, "Family", "a.jpg");
+    add_to_album(&f.src, "Family", "c.png");
+}
+
+fn target(f: &Fixture, template: &str, mode: ExportMode) -> ExportTarget {
+    let mut t = ExportTarget::new("nas", &f.out, Template::parse(template).unwrap());
+    t.mode = mode;
+    t
+}
+
+/// Every non-directory under `root`: relative path → (inode, ctime s, ctime ns).
+fn tree(root: &Path) -> BTreeMap<String, (u64, i64, i64)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, i64, i64)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                walk(root, &e.path(), out);
+            } else {
+                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                out.insert(rel, (m.ino(), m.ctime(), m.ctime_nsec()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn names(root: &Path) -> Vec<String> {
+    tree(root).into_keys().collect()
+}
+
+#[tokio::test]
+async fn every_token_renders_and_copies_keep_bytes_and_capture_mtime() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let t = target(
+        &f,
+        "{source}/{year}-{month}-{day}/{hour}{minute}{second} {album|Unsorted}/\
+         {camera_make|NoMake}-{camera_model|NoModel}/{stem}.{ext}|{filename}|{id}",
+        ExportMode::Copy,
+    );
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!((r.placed, r.failed, r.wanted), (4, 0, 4), "{r:?}");
+    // a.jpg is in Family and Rome: once per album.
+    assert_eq!(
+        names(&f.out),
+        [
+            "local/2020-03-15/120000 Family/NoMake-NoModel/a.jpg|a.jpg|local:a.jpg",
+            "local/2020-03-15/120000 Rome/NoMake-NoModel/a.jpg|a.jpg|local:a.jpg",
+            "local/2021-07-01/003005 Family/NoMake-NoModel/c.png|c.png|local:c.png",
+            "local/2021-07-01/003005 Unsorted/NoMake-NoModel/b.mp4|b.mp4|local:b.mp4",
+        ]
+    );
+    let copy = f
+        .out
+        .join("local/2020-03-15/120000 Rome/NoMake-NoModel/a.jpg|a.jpg|local:a.jpg");
+    assert_eq!(std::fs::read(&copy).unwrap(), b"alpha");
+    let m = std::fs::metadata(&copy).unwrap();
+    assert_eq!(m.mtime(), MAR_2020 as i64);
+    assert_eq!(m.nlink(), 1, "a copy, not a link");
+    // The manifest records both placements of a.jpg.
+    let manifest = engine.export_manifest("nas").unwrap();
+    assert_eq!(manifest.len(), 4);
+    assert_eq!(
+        manifest
+            .iter()
+            .filter(|(id, _)| id.as_str() == "local:a.jpg")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn filters_select_media_albums_and_dates() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let mut t = target(&f, "{filename}", ExportMode::Hardlink);
+    t.filter.media = MediaFilter::Video;
+    engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(names(&f.out), ["b.mp4"]);
+
+    let mut t = target(&f, "{album}/{filename}", ExportMode::Symlink);
+    t.name = "family".into();
+    t.filter.albums = vec!["Family".into()];
+    t.filter.since = chrono::NaiveDate::from_ymd_opt(2021, 1, 1);
+    let out2 = f.out.join("family");
+    std::fs::create_dir(&out2).unwrap();
+    t.path = out2.clone();
+    engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(names(&out2), ["Family/c.png"]);
+    let link = std::fs::read_link(out2.join("Family/c.png")).unwrap();
+    assert_eq!(std::fs::read(&link).unwrap(), b"gamma");
+    assert!(link.is_absolute());
+}
+
+#[tokio::test]
+async fn second_export_changes_nothing_same_inodes_and_ctimes() {
+    for mode in [
+        ExportMode::Copy,
+        ExportMode::Hardlink,
+        ExportMode::Symlink,
+        ExportMode::Reflink,
+    ] {
+        let f = fixture();
+        standard(&f);
+        let engine = engine_with(&f).await;
+        let t = target(&f, "{year}/{month}/{album|Unsorted}/{filename}", mode);
+        let r1 = engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!(r1.placed, 4, "{mode:?} {r1:?}");
+        let before = tree(&f.out);
+        let r2 = engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!((r2.placed, r2.renamed, r2.unchanged), (0, 0, 4), "{mode:?}");
+        assert_eq!(tree(&f.out), before, "{mode:?}: inodes or ctimes changed");
+        if mode == ExportMode::Hardlink {
+            let lib = std::fs::metadata(f.lib.join("photos/2020/03/a.jpg")).unwrap();
+            let out = std::fs::metadata(f.out.join("2020/03/Rome/a.jpg")).unwrap();
+            assert_eq!(lib.ino(), out.ino());
+        }
+    }
+}
+
+#[tokio::test]
+async fn template_change_renames_only() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    engine
+        .export(
+            &target(&f, "{year}/{filename}", ExportMode::Copy),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    let before: BTreeMap<u64, String> = tree(&f.out)
+        .into_iter()
+        .map(|(p, (ino, ..))| (ino, p))
+        .collect();
+    assert_eq!(before.len(), 3);
+
+    let r = engine
+        .export(
+            &target(&f, "by-month/{year}-{month}/{filename}", ExportMode::Copy),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert_eq!((r.renamed, r.placed, r.bytes_copied), (3, 0, 0), "{r:?}");
+    let after: BTreeMap<u64, String> = tree(&f.out)
+        .into_iter()
+        .map(|(p, (ino, ..))| (ino, p))
+        .collect();
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "the same files (inodes), moved"
+    );
+    assert_eq!(
+        names(&f.out),
+        [
+            "by-month/2020-03/a.jpg",
+            "by-month/2021-07/b.mp4",
+            "by-month/2021-07/c.png"
+        ]
+    );
+    // The old folders were emptied and removed; the root stays.
+    assert!(!f.out.join("2020").exists());
+    assert!(f.out.is_dir());
+}
+
+#[tokio::test]
+async fn prune_touches_only_own_files() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let mut t = target(&f, "{year}/{filename}", ExportMode::Hardlink);
+    engine.export(&t, &CancellationToken::new()).unwrap();
+    // The user's own file, next to ours.
+    std::fs::write(f.out.join("2021/notes.txt"), b"mine").unwrap();
+
+    // Narrow the export to photos: b.mp4 is no longer wanted.
+    t.filter.media = MediaFilter::Photo;
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(r.pruned, 0, "prune is off by default");
+    assert!(f.out.join("2021/b.mp4").exists());
+
+    t.prune = true;
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(r.pruned, 1);
+    assert_eq!(
+        names(&f.out),
+        ["2020/a.jpg", "2021/c.png", "2021/notes.txt"]
+    );
+    // The library itself is untouched.
+    assert!(f.lib.join("photos/2021/07/b.mp4").exists());
+
+    // A placed file the user replaced is not ours any more: prune forgets it, keeps it.
+    std::fs::remove_file(f.out.join("2021/c.png")).unwrap();
+    std::fs::write(f.out.join("2021/c.png"), b"edited by hand").unwrap();
+    t.filter.media = MediaFilter::Video;
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(r.pruned, 1, "only a.jpg: {r:?}");
+    assert_eq!(
+        std::fs::read(f.out.join("2021/c.png")).unwrap(),
+        b"edited by hand"
+    );
+    assert!(f.out.join("2021/notes.txt").exists());
+    assert!(f.out.join("2021/b.mp4").exists());
+    assert!(!f.out.join("2020").exists());
+}
+
+#[tokio::test]
+async fn a_foreign_file_is_kept_and_the_item_gets_a_suffixed_name() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    std::fs::create_dir_all(f.out.join("2020")).unwrap();
+    std::fs::write(f.out.join("2020/a.jpg"), b"someone else's").unwrap();
+    let t = target(&f, "{year}/{filename}", ExportMode::Copy);
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!((r.foreign_kept, r.placed), (1, 3), "{r:?}");
+    assert_eq!(
+        std::fs::read(f.out.join("2020/a.jpg")).unwrap(),
+        b"someone else's"
+    );
+    let placed: Vec<String> = names(&f.out)
+        .into_iter()
+        .filter(|n| n.starts_with("2020/a_"))
+        .collect();
+    assert_eq!(placed.len(), 1, "{:?}", names(&f.out));
+    // Deterministic: the suffix is 8 hex digits of blake3(media id).
+    let hash = blake3::hash(b"local:a.jpg").to_hex();
+    assert_eq!(placed[0], format!("2020/a_{}.jpg", &hash[..8]));
+    assert_eq!(std::fs::read(f.out.join(&placed[0])).unwrap(), b"alpha");
+    // Stable on the next run too.
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!((r.placed, r.unchanged), (0, 3));
+}
+
+#[tokio::test]
+async fn colliding_items_get_deterministic_suffixes() {
+    let f = fixture();
+    put(&f.src, "x/IMG.jpg", b"one", MAR_2020);
+    put(&f.src, "y/IMG.jpg", b"two", MAR_2020);
+    let engine = engine_with(&f).await;
+    let r = engine
+        .export(
+            &target(&f, "{filename}", ExportMode::Copy),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert_eq!(r.placed, 2);
+    let h = blake3::hash(b"local:y/IMG.jpg").to_hex();
+    assert_eq!(
+        names(&f.out),
+        ["IMG.jpg".to_string(), format!("IMG_{}.jpg", &h[..8])]
+    );
+    assert_eq!(std::fs::read(f.out.join("IMG.jpg")).unwrap(), b"one");
+}
+
+#[tokio::test]
+async fn a_missing_target_root_is_skipped_with_a_warning_and_nothing_is_created() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let mut t = target(&f, "{year}/{filename}", ExportMode::Copy);
+    t.path = f.out.join("unmounted-share");
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    let why = r.skipped.expect("skipped");
+    assert!(
+        why.contains("unmounted-share") && why.contains("mounted"),
+        "{why}"
+    );
+    assert_eq!(r.placed, 0);
+    assert!(!t.path.exists());
+    assert!(names(&f.out).is_empty());
+    assert!(engine.export_manifest("nas").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hardlink_mode_across_filesystems_is_a_clear_error() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    // /dev/shm is a tmpfs, the test's temp dir usually is not; skip the check where they match.
+    let other = Path::new("/dev/shm");
+    let same_fs = std::fs::metadata(other).map(|m| m.dev()).ok()
+        == std::fs::metadata(&f.lib).map(|m| m.dev()).ok();
+    if !other.is_dir() || same_fs {
+        return;
+    }
+    let dir = tempfile::tempdir_in(other).unwrap();
+    let mut t = target(&f, "{filename}", ExportMode::Hardlink);
+    t.path = dir.path().to_path_buf();
+    match engine.export(&t, &CancellationToken::new()) {
+        Err(Error::Config(msg)) => assert!(msg.contains("same filesystem"), "{msg}"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    assert!(names(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_cancelled_export_stops_cleanly_and_the_next_one_finishes() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let t = target(&f, "{year}/{filename}", ExportMode::Copy);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let r = engine.export(&t, &cancel).unwrap();
+    assert!(r.cancelled);
+    assert_eq!(r.placed, 0);
+    // Intents recorded before the stop are settled by the next run.
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!((r.placed, r.failed, r.foreign_kept), (3, 0, 0), "{r:?}");
+    assert_eq!(names(&f.out), ["2020/a.jpg", "2021/b.mp4", "2021/c.png"]);
+}
