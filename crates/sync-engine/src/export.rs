@@ -478,6 +478,7 @@ impl Engine {
             root,
             mode: target.mode,
             report: &mut report,
+            buf: Vec::new(),
         };
 
         // Prune first, so that the folders it empties can be reused or removed.
@@ -530,7 +531,7 @@ impl Engine {
                         Ok(()) => {
                             placer.report.renamed += 1;
                             dirs.remove_empty_parents(&from);
-                            Ok(())
+                            Ok(None)
                         }
                         Err(e) => Err(e),
                     }
@@ -548,9 +549,12 @@ impl Engine {
                 None => placer.place(w, &dest, &mut dirs, false),
             };
             match outcome {
-                Ok(()) => {
-                    let meta = std::fs::symlink_metadata(&dest)
-                        .map_err(|e| Error::io("stat", &dest, e))?;
+                Ok(known) => {
+                    let meta = match known {
+                        Some(meta) => meta,
+                        None => std::fs::symlink_metadata(&dest)
+                            .map_err(|e| Error::io("stat", &dest, e))?,
+                    };
                     let (size, mtime, ino) = stat_of(&meta);
                     let rec = Placed {
                         rel: rel.clone(),
@@ -771,6 +775,8 @@ struct Placer<'a> {
     root: &'a Path,
     mode: ExportMode,
     report: &'a mut ExportReport,
+    /// Copy buffer, allocated once per export (a fresh 256 KiB per file costs an mmap).
+    buf: Vec<u8>,
 }
 
 impl Placer<'_> {
@@ -781,7 +787,7 @@ impl Placer<'_> {
         dest: &Path,
         dirs: &mut DirCache<'_>,
         replace: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<std::fs::Metadata>, Error> {
         let src = self.library.join(&w.lib_rel);
         dirs.ensure(dest)?;
         let dir = dest.parent().unwrap_or(self.root);
@@ -789,7 +795,7 @@ impl Placer<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match self.mode {
+        let meta = match self.mode {
             ExportMode::Hardlink | ExportMode::Symlink => {
                 let link = |at: &Path| match self.mode {
                     ExportMode::Hardlink => std::fs::hard_link(&src, at),
@@ -807,14 +813,17 @@ impl Placer<'_> {
                     // appeared since planning makes this item fail, not disappear.
                     link(dest).map_err(|e| Error::io("link", dest, e))?;
                 }
+                None
             }
             ExportMode::Copy | ExportMode::Reflink => {
                 let tmp = dir.join(fsops::temp_name(&name));
-                let r = self.copy_verified(w, &src, &tmp);
-                if let Err(e) = r {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
+                let meta = match self.copy_verified(w, &src, &tmp) {
+                    Ok(meta) => meta,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                };
                 if !replace && std::fs::symlink_metadata(dest).is_ok() {
                     let _ = std::fs::remove_file(&tmp);
                     return Err(Error::io(
@@ -830,15 +839,21 @@ impl Placer<'_> {
                     let _ = std::fs::remove_file(&tmp);
                     Error::io("rename", dest, e)
                 })?;
+                Some(meta)
             }
-        }
+        };
         self.report.placed += 1;
-        Ok(())
+        Ok(meta)
     }
 
     /// Writes `tmp` as a clone or copy of `src`, checks its blake3 against the index and
     /// gives it the capture time as mtime.
-    fn copy_verified(&mut self, w: &Want, src: &Path, tmp: &Path) -> Result<(), Error> {
+    fn copy_verified(
+        &mut self,
+        w: &Want,
+        src: &Path,
+        tmp: &Path,
+    ) -> Result<std::fs::Metadata, Error> {
         let mut input = std::fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -858,12 +873,13 @@ impl Placer<'_> {
             fsops::hash_file(tmp).map_err(|e| Error::io("read back", tmp, e))?
         } else {
             let mut h = blake3::Hasher::new();
-            let mut buf = vec![0u8; 256 * 1024];
+            if self.buf.is_empty() {
+                self.buf = vec![0u8; 256 * 1024];
+            }
+            let buf = &mut self.buf;
             let mut n = 0u64;
             loop {
-                let k = input
-                    .read(&mut buf)
-                    .map_err(|e| Error::io("read", src, e))?;
+                let k = input.read(buf).map_err(|e| Error::io("read", src, e))?;
                 if k == 0 {
                     break;
                 }
@@ -904,7 +920,8 @@ impl Placer<'_> {
                 .map_err(|e| Error::io("stat", src, e))?,
         };
         fsops::set_times(&out, mtime).map_err(|e| Error::io("set mtime", tmp, e))?;
-        Ok(())
+        // Inode, size and mtime survive the rename: no second stat of the placed file.
+        out.metadata().map_err(|e| Error::io("stat", tmp, e))
     }
 }
 
