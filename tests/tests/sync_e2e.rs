@@ -193,3 +193,31 @@ async fn rate_limit_with_retry_after_is_waited_out() {
     );
     assert_complete_library(&ws, &fake).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_index_is_rebuilt_by_reindex_and_nothing_is_downloaded_again() {
+    let fake = fake(40).await;
+    let ws = setup(&fake);
+    let first = ws.run_async(&["--run-now"]).await;
+    assert_eq!(first.status.code(), Some(PARTIAL), "{}", describe(&first));
+    let paths = assert_complete_library(&ws, &fake).await;
+
+    std::fs::remove_dir_all(ws.state_dir().join("index")).unwrap();
+    let reindex = ws.run_async(&["reindex"]).await;
+    assert_eq!(reindex.status.code(), Some(OK), "{}", describe(&reindex));
+
+    fake.reset_stats();
+    let resync = ws.run_async(&["--run-now"]).await;
+    assert!(
+        matches!(resync.status.code(), Some(OK | PARTIAL)),
+        "{}",
+        describe(&resync)
+    );
+    assert_eq!(
+        fake.stats().media_bytes,
+        0,
+        "files must be adopted, not fetched"
+    );
+    // Every item is back at exactly the path it had.
+    assert_eq!(assert_complete_library(&ws, &fake).await, paths);
+}

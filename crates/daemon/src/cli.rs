@@ -84,6 +84,9 @@ pub enum Command {
     },
     /// Show counts, recent runs and what is pending, failed or paused.
     Status,
+    /// Rebuild the index from the files under `photos/` after it was lost or corrupted;
+    /// the next sync adopts the files it finds instead of downloading them again.
+    Reindex,
     /// Place the library into the `[[export]]` targets of the config (as after every sync).
     Export {
         /// Only the target with this name.

@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> u8 {
         Some(Command::List { json }) => list(&config, json),
         Some(Command::Verify { deep }) => verify(&config, deep),
         Some(Command::Status) => status(&config).await,
+        Some(Command::Reindex) => reindex(&config),
         Some(Command::Pick {
             max_items,
             no_qr,
@@ -316,6 +317,24 @@ fn verify(config: &Config, deep: bool) -> u8 {
         }
         Err(err) => fail(err, exit::FAILURE),
     })
+}
+
+fn reindex(config: &Config) -> u8 {
+    match sync_engine::Engine::reindex(app::engine_config(config)) {
+        Ok(report) => {
+            println!(
+                "scanned {} files under photos/: {} already indexed, {} recorded for adoption \
+                 by the next sync (no download), {} indexed items without a file queued again",
+                report.files, report.known, report.orphans, report.requeued
+            );
+            exit::OK
+        }
+        Err(err @ sync_engine::Error::IndexLocked { .. }) => fail(
+            format!("{err} (a sync is running; try again when it ends)"),
+            exit::LOCKED,
+        ),
+        Err(err) => fail(err, exit::FAILURE),
+    }
 }
 
 async fn status(config: &Config) -> u8 {
