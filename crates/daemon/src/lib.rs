@@ -9,6 +9,7 @@
 //! - [`exit`]: the documented exit codes;
 //! - [`app`]: Google clients and the engine built from the config, and one sync cycle;
 //! - [`commands`]: what each command line does; [`demo`]: the no-account demo;
+//!   [`pick`]: Picker sessions; [`takeout_cmd`]: Takeout imports; [`export_cmd`]: export targets;
 //! - [`progress`]: progress bar, log lines and systemd status during a sync.
 
 pub mod app;
