@@ -1,5 +1,5 @@
 //! The `gphotos-backup` daemon: configuration, command line, scheduler, signals, systemd
-//! integration and logging around `sync-engine`. The binary (`main.rs`) only calls [`run`].
+//! integration and logging around `sync-engine`. The binary (`main.rs`) only calls [`commands::run`].
 //!
 //! Modules:
 //! - [`config`]: the TOML file, validated with file/line/key in every message;
