@@ -14,6 +14,15 @@ use crate::exit;
 use crate::progress::{BarProgress, LogProgress};
 use crate::service::{self, CycleOutcome, ServiceOptions};
 
+/// `println!` that never panics: output piped into `head` or a closed terminal must not
+/// turn into a crash report.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> u8 {
     if let Some(Command::Demo { dir, items }) = &cli.command {
@@ -66,17 +75,17 @@ async fn auth(config: &Config, port: u16, paste: bool) -> u8 {
         Err(err) => return fail(err, exit::AUTH),
     };
     let listen_port = pending.redirect_uri().port().unwrap_or(port);
-    println!("Open this URL in a browser signed in to your Google account:");
-    println!();
-    println!("{}", pending.authorize_url());
-    println!();
+    say!("Open this URL in a browser signed in to your Google account:");
+    say!();
+    say!("{}", pending.authorize_url());
+    say!();
     if paste {
-        println!(
+        say!(
             "After consenting, the browser will fail to load http://127.0.0.1:{listen_port}/?code=…; \
              copy that whole URL from the address bar and paste it here."
         );
     } else {
-        println!(
+        say!(
             "Waiting for the browser to come back to http://127.0.0.1:{listen_port}/ …\n\
              On a remote server, forward the port from your desktop first:\n    \
              ssh -L {listen_port}:127.0.0.1:{listen_port} {}@<this-server>\n\
@@ -104,7 +113,7 @@ async fn auth(config: &Config, port: u16, paste: bool) -> u8 {
         return fail(err, exit::FAILURE);
     }
     report_granted(&tokens, &scopes);
-    println!(
+    say!(
         "Authorized. The token is stored in {} (mode 0600).",
         google.store.path().display()
     );
@@ -161,7 +170,7 @@ fn report_granted(tokens: &Tokens, requested: &[Scope]) {
 async fn run_now(config: &Config, rescan: bool) -> u8 {
     match service::request_run_now(&config.state_dir, rescan).await {
         Ok(Some(outcome)) => {
-            println!("the running daemon ran the cycle: {outcome}");
+            say!("the running daemon ran the cycle: {outcome}");
             return outcome.exit_code();
         }
         Ok(None) => {}
@@ -185,9 +194,9 @@ async fn run_now(config: &Config, rescan: bool) -> u8 {
 
 fn print_outcome(outcome: &CycleOutcome) {
     match outcome {
-        CycleOutcome::Success { summary } => println!("{summary}"),
-        CycleOutcome::Partial { summary } => println!("finished with failures: {summary}"),
-        CycleOutcome::Paused { summary } => println!("{summary}"),
+        CycleOutcome::Success { summary } => say!("{summary}"),
+        CycleOutcome::Partial { summary } => say!("finished with failures: {summary}"),
+        CycleOutcome::Paused { summary } => say!("{summary}"),
         CycleOutcome::Failed { message, .. } => eprintln!("gphotos-backup: {message}"),
     }
 }
@@ -289,7 +298,7 @@ fn list(config: &Config, json: bool) -> u8 {
 fn verify(config: &Config, deep: bool) -> u8 {
     with_engine(config, |engine| match engine.verify(deep) {
         Ok(report) => {
-            println!(
+            say!(
                 "checked {} files{}: {} ok, {} missing, {} size mismatch, {} content mismatch, {} extra",
                 report.checked,
                 if deep { " (blake3)" } else { "" },
@@ -306,7 +315,7 @@ fn verify(config: &Config, deep: bool) -> u8 {
                 ("extra (not in the index)", &report.extra),
             ] {
                 for path in paths {
-                    println!("  {label}: {path}");
+                    say!("  {label}: {path}");
                 }
             }
             if report.is_clean() {
@@ -322,10 +331,13 @@ fn verify(config: &Config, deep: bool) -> u8 {
 fn reindex(config: &Config) -> u8 {
     match sync_engine::Engine::reindex(app::engine_config(config)) {
         Ok(report) => {
-            println!(
+            say!(
                 "scanned {} files under photos/: {} already indexed, {} recorded for adoption \
                  by the next sync (no download), {} indexed items without a file queued again",
-                report.files, report.known, report.orphans, report.requeued
+                report.files,
+                report.known,
+                report.orphans,
+                report.requeued
             );
             exit::OK
         }
@@ -340,23 +352,24 @@ fn reindex(config: &Config) -> u8 {
 async fn status(config: &Config) -> u8 {
     match service::request_status(&config.state_dir).await {
         Ok(Some(daemon)) => {
-            println!("daemon: running (pid {})", daemon.pid);
+            say!("daemon: running (pid {})", daemon.pid);
             match &daemon.running {
-                Some(request) => println!("  now: {} ({})", daemon.phase, request.trigger),
-                None => println!("  now: idle"),
+                Some(request) => say!("  now: {} ({})", daemon.phase, request.trigger),
+                None => say!("  now: idle"),
             }
             if let Some(next) = daemon.next_run {
-                println!(
+                say!(
                     "  next run: {next} ({} {})",
-                    daemon.schedule, daemon.timezone
+                    daemon.schedule,
+                    daemon.timezone
                 );
             }
             if let Some(last) = daemon.last_success {
-                println!("  last success: {last}");
+                say!("  last success: {last}");
             }
         }
-        Ok(None) => println!("daemon: not running"),
-        Err(err) => println!("daemon: not answering ({err})"),
+        Ok(None) => say!("daemon: not running"),
+        Err(err) => say!("daemon: not answering ({err})"),
     }
     print_token_state(config);
     match app::open_engine(config) {
@@ -369,7 +382,7 @@ async fn status(config: &Config) -> u8 {
             Err(err) => fail(err, exit::FAILURE),
         },
         Err(outcome) if outcome.exit_code() == exit::LOCKED => {
-            println!("index: in use by the running sync; counts are shown when it is idle");
+            say!("index: in use by the running sync; counts are shown when it is idle");
             exit::OK
         }
         Err(outcome) => fail(outcome.text(), outcome.exit_code()),
@@ -385,7 +398,7 @@ fn print_token_state(config: &Config) {
                 .iter()
                 .map(|s| s.as_str().to_string())
                 .collect();
-            println!(
+            say!(
                 "authorization: present ({}), scopes: {}",
                 if tokens.refresh_token.is_some() {
                     "refreshable"
@@ -394,17 +407,34 @@ fn print_token_state(config: &Config) {
                 },
                 scopes.join(" ")
             );
+            if let Some(expires) = tokens.expires_at {
+                say!("  access token valid until {expires} (refreshed automatically)");
+            }
+            // The token file is rewritten on every refresh, so its age is the time since
+            // the last refresh; Google's answer does not say when consent was given.
+            let age_days = std::fs::metadata(store.path())
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .map(|d| d.as_secs() / 86_400);
+            if let Some(days) = age_days.filter(|d| *d >= 5) {
+                say!(
+                    "  warning: the token was last refreshed {days} days ago. If your OAuth \
+                     consent screen is in \"Testing\", Google revokes refresh tokens 7 days \
+                     after consent: publish the app (README, step 2) or run `auth` again."
+                );
+            }
         }
-        Ok(None) => println!(
+        Ok(None) => say!(
             "authorization: none yet (run `gphotos-backup --config {} auth`)",
             config.source_file.display()
         ),
-        Err(err) => println!("authorization: unreadable ({err})"),
+        Err(err) => say!("authorization: unreadable ({err})"),
     }
 }
 
 fn print_index_status(report: &sync_engine::StatusReport) {
-    println!(
+    say!(
         "index: {} items ({} done, {} pending, {} failed, {} processing on Google, {} removed on Google), {} albums, {} on disk",
         report.items,
         report.done,
@@ -416,18 +446,22 @@ fn print_index_status(report: &sync_engine::StatusReport) {
         crate::progress::human_bytes(report.index_bytes)
     );
     if report.paused {
-        println!("  paused: Google's daily quota ran out; the next run resumes");
+        say!("  paused: Google's daily quota ran out; the next run resumes");
     }
     for (source, when) in &report.last_full_scan {
         match when {
-            Some(when) => println!("  last full listing of {source}: {when}"),
-            None => println!("  last full listing of {source}: never"),
+            Some(when) => say!("  last full listing of {source}: {when}"),
+            None => say!("  last full listing of {source}: never"),
         }
     }
     for run in &report.last_runs {
-        println!(
+        say!(
             "  run {} at {}: {:?}, {} downloaded, {} failed",
-            run.run_id, run.started_at, run.outcome, run.downloaded, run.failed
+            run.run_id,
+            run.started_at,
+            run.outcome,
+            run.downloaded,
+            run.failed
         );
     }
 }
