@@ -37,6 +37,15 @@ fn peak_rss_of_children_kib() -> i64 {
     unsafe { usage.assume_init() }.ru_maxrss
 }
 
+fn proc_status(key: &str) -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn sidecar(title: &str, ts: u64) -> String {
     format!(
         r#"{{
@@ -161,10 +170,18 @@ fn main() {
         .collect();
     let total_mb: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(2048);
     let files: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let base = tmp.path().to_path_buf();
+    // TAKEOUT_BENCH_KEEP=1 leaves the export and both outputs behind for a closer look.
+    let _cleanup = if std::env::var_os("TAKEOUT_BENCH_KEEP").is_some() {
+        println!("keeping {}", tmp.keep().display());
+        None
+    } else {
+        Some(tmp)
+    };
 
     let t = Instant::now();
-    let (parts, media_bytes) = build_export(&base.path().join("."), total_mb << 20, files);
+    let (parts, media_bytes) = build_export(&base, total_mb << 20, files);
     let archive_bytes: u64 = parts
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
@@ -177,13 +194,18 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let _ = Command::new("sync").status();
+    println!(
+        "bench process: VmRSS {} kB, VmHWM {} kB",
+        proc_status("VmRSS:"),
+        proc_status("VmHWM:")
+    );
 
     // Ours first, so RUSAGE_CHILDREN's peak is ours alone.
     let ws = Workspace::new(env!("CARGO_BIN_EXE_gphotos-backup-under-test"));
     ws.write_config(&format!(
         "library_dir = {:?}\nstate_dir = {:?}\n\n[sources.library_api]\nenabled = false\n\n[sync]\ndurability = \"batch\"\n",
-        base.path().join("library"),
-        base.path().join("state")
+        base.join("library"),
+        base.join("state")
     ));
     let mut args: Vec<&str> = vec!["import-takeout"];
     args.extend(parts.iter().map(|p| p.to_str().unwrap()));
@@ -194,7 +216,7 @@ fn main() {
     let rss_kib = peak_rss_of_children_kib();
     print!("{}", String::from_utf8_lossy(&out.stdout));
 
-    let unzip_dir = base.path().join("unzipped");
+    let unzip_dir = base.join("unzipped");
     std::fs::create_dir_all(&unzip_dir).unwrap();
     let t = Instant::now();
     for p in &parts {

@@ -32,7 +32,7 @@
 //! Nothing is ever written outside `library_dir`: every output path is built from sanitised
 //! single components under `photos/` (entry paths from the archive are never used as paths).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -61,8 +61,12 @@ use crate::types::{AlbumId, MediaId, SourceKind};
 const LAST_REPORT_KEY: &[u8] = b"takeout/last_report";
 /// Index key prefix (meta tree) of per-item Takeout extras.
 const EXTRA_PREFIX: &str = "takeout/x/";
-/// Files per index commit (and per `syncfs` in batch durability).
-const COMMIT_EVERY: usize = 64;
+/// Files per index commit (and per `syncfs` in batch durability). Larger than the API
+/// sync's batch: an interrupted import loses nothing, since a file renamed into place but
+/// not yet indexed is found and adopted by the next import (`State::place`).
+const COMMIT_EVERY: usize = 1024;
+/// Bytes per index commit, whichever comes first.
+const COMMIT_BYTES: u64 = 256 << 20;
 /// Capture times this close are "the same moment" when matching API items by name.
 const SAME_MOMENT_MS: i64 = 1000;
 /// Lists in the report are capped; counts are not.
@@ -275,6 +279,12 @@ enum Streamed {
     },
 }
 
+/// The copy and compare buffers.
+struct Buffers {
+    data: Vec<u8>,
+    compare: Vec<u8>,
+}
+
 /// Deletes a temp file unless disarmed.
 struct TempGuard(Option<PathBuf>);
 
@@ -300,11 +310,22 @@ struct State<'a> {
     progress: &'a dyn ProgressSink,
     cancel: &'a CancellationToken,
     report: TakeoutReport,
-    by_size: HashMap<u64, Vec<Known>>,
+    /// Library files by content hash.
+    by_hash: HashMap<String, Known>,
+    /// Library files by (size, file name): the one an entry is compared with while it
+    /// streams. Only a same-named file is a likely duplicate (the year-folder copy of an
+    /// album photo, the same file in an earlier export, the API copy); comparing with any
+    /// same-size file would read a file per entry for nothing when many sizes coincide.
+    by_size_name: HashMap<(u64, String), Known>,
     /// NFC-lowercased file name → (id, capture ms) of Done API/Picker items.
     by_name: HashMap<String, Vec<(MediaId, i64)>>,
     /// Records whose file is renamed into place but not yet committed to the index.
     uncommitted: Vec<(MediaId, ItemRecord)>,
+    uncommitted_bytes: u64,
+    /// Folders known to exist.
+    dirs: HashSet<PathBuf>,
+    /// Reused for every entry: a fresh 256 KiB buffer per file costs an mmap and page faults.
+    bufs: Buffers,
     /// Items touched by this export (for XMP and extras).
     touched: BTreeMap<MediaId, TakeoutExtra>,
     /// Where each streamed entry ended up.
@@ -338,9 +359,16 @@ impl Engine {
                 started_at: Some(Utc::now()),
                 ..TakeoutReport::default()
             },
-            by_size: HashMap::new(),
+            by_hash: HashMap::new(),
+            by_size_name: HashMap::new(),
             by_name: HashMap::new(),
             uncommitted: Vec::new(),
+            uncommitted_bytes: 0,
+            dirs: HashSet::new(),
+            bufs: Buffers {
+                data: vec![0u8; BUF],
+                compare: vec![0u8; BUF],
+            },
             touched: BTreeMap::new(),
             by_locator: HashMap::new(),
             links: Vec::new(),
@@ -468,6 +496,13 @@ fn waiting_reason(export: &Export, settle: Option<Duration>) -> Option<String> {
 }
 
 impl State<'_> {
+    /// Records a file now in the library for the content checks of later entries.
+    fn remember(&mut self, size: u64, k: Known) {
+        let name = k.path.rsplit('/').next().unwrap_or(&k.path).to_owned();
+        self.by_size_name.insert((size, name), k.clone());
+        self.by_hash.insert(k.blake3.clone(), k);
+    }
+
     fn load_known(&mut self) -> Result<(), Error> {
         for r in self.engine.index().items() {
             let (id, rec) = r?;
@@ -475,11 +510,14 @@ impl State<'_> {
                 continue;
             }
             if let (Some(size), Some(h)) = (rec.size, rec.blake3.clone()) {
-                self.by_size.entry(size).or_default().push(Known {
-                    id: id.clone(),
-                    path: rec.path.clone(),
-                    blake3: h,
-                });
+                self.remember(
+                    size,
+                    Known {
+                        id: id.clone(),
+                        path: rec.path.clone(),
+                        blake3: h,
+                    },
+                );
             }
             if rec.source != SourceKind::Takeout
                 && let Some(t) = rec.taken_ms
@@ -599,10 +637,25 @@ impl State<'_> {
         );
         let name = naming::sanitize_component(&rec.original_name, rules);
         let dir_abs = lib.join(&folder);
-        fsops::ensure_dir(&lib, &dir_abs)?;
+        if !self.dirs.contains(&dir_abs) {
+            fsops::ensure_dir(&lib, &dir_abs)?;
+            self.dirs.insert(dir_abs.clone());
+        }
 
-        let candidates = self.by_size.get(&rec.size).cloned().unwrap_or_default();
-        let streamed = stream_into(reader, &lib, &candidates, &dir_abs, &name)?;
+        let candidate = self.by_size_name.get(&(rec.size, name.clone())).cloned();
+        let finish = Finish {
+            taken,
+            durability: self.engine.config().durability,
+        };
+        let streamed = stream_into(
+            reader,
+            &lib,
+            candidate.as_ref(),
+            &dir_abs,
+            &name,
+            finish,
+            &mut self.bufs,
+        )?;
         let id = match streamed {
             Streamed::Same(id) => {
                 self.report.duplicates += 1;
@@ -611,7 +664,7 @@ impl State<'_> {
             }
             Streamed::Written { temp, size, hash } => {
                 let mut guard = TempGuard(Some(temp.clone()));
-                if let Some(found) = candidates.iter().find(|k| k.blake3 == hash) {
+                if let Some(found) = self.by_hash.get(&hash).cloned() {
                     // Same bytes as a known file other than the one compared first.
                     drop(guard);
                     self.report.duplicates += 1;
@@ -619,7 +672,7 @@ impl State<'_> {
                     self.merge_metadata(&id, rec, taken_ms)?;
                     id
                 } else if let Some(id) = self.same_photo(rec, taken_ms)? {
-                    self.replace_file(&id, &temp, size, &hash, taken)?;
+                    self.replace_file(&id, &temp, size, &hash)?;
                     guard.0 = None;
                     self.merge_metadata(&id, rec, taken_ms)?;
                     id
@@ -632,11 +685,14 @@ impl State<'_> {
                             r.path = path.clone();
                             r.size = Some(size);
                             r.blake3 = Some(hash.clone());
-                            self.by_size.entry(size).or_default().push(Known {
-                                id: id.clone(),
-                                path: path.clone(),
-                                blake3: hash,
-                            });
+                            self.remember(
+                                size,
+                                Known {
+                                    id: id.clone(),
+                                    path: path.clone(),
+                                    blake3: hash,
+                                },
+                            );
                             self.report.imported += 1;
                             self.report.bytes_written += size;
                             self.progress.on_event(&ProgressEvent::Downloaded {
@@ -645,7 +701,10 @@ impl State<'_> {
                                 bytes: size,
                             });
                             self.uncommitted.push((id.clone(), r));
-                            if self.uncommitted.len() >= COMMIT_EVERY {
+                            self.uncommitted_bytes += size;
+                            if self.uncommitted.len() >= COMMIT_EVERY
+                                || self.uncommitted_bytes >= COMMIT_BYTES
+                            {
                                 self.commit()?;
                             }
                         }
@@ -728,14 +787,12 @@ impl State<'_> {
         temp: &Path,
         size: u64,
         hash: &str,
-        taken: Option<DateTime<Utc>>,
     ) -> Result<(), Error> {
         let Some(mut r) = self.engine.index().item(id)? else {
             return Err(Error::Config(format!("{id} vanished from the index")));
         };
         let lib = &self.engine.config().library_dir;
         let dest = lib.join(&r.path);
-        finish_file(temp, taken, self.engine.config().durability)?;
         std::fs::rename(temp, &dest).map_err(|e| Error::io("rename", temp, e))?;
         if let Some(p) = dest.parent() {
             fsops::fsync_dir(p)?;
@@ -751,11 +808,14 @@ impl State<'_> {
         r.size = Some(size);
         r.blake3 = Some(hash.to_owned());
         self.engine.index().put_item(id, &r)?;
-        self.by_size.entry(size).or_default().push(Known {
-            id: id.clone(),
-            path: r.path.clone(),
-            blake3: hash.to_owned(),
-        });
+        self.remember(
+            size,
+            Known {
+                id: id.clone(),
+                path: r.path.clone(),
+                blake3: hash.to_owned(),
+            },
+        );
         self.report.replaced_with_original += 1;
         self.report.bytes_written += size;
         Ok(())
@@ -810,18 +870,20 @@ impl State<'_> {
                     };
                     r.taken_ms = taken.map(|t| t.timestamp_millis());
                     self.engine.index().put_item(id, &r)?;
-                    self.by_size.entry(size).or_default().push(Known {
-                        id: id.clone(),
-                        path: rel,
-                        blake3: hash.to_owned(),
-                    });
+                    self.remember(
+                        size,
+                        Known {
+                            id: id.clone(),
+                            path: rel,
+                            blake3: hash.to_owned(),
+                        },
+                    );
                     return Ok(None);
                 }
                 Ok(_) => continue,
                 Err(_) => {}
             }
             self.engine.index().claim_path(&ck, id.as_str())?;
-            finish_file(temp, taken, self.engine.config().durability)?;
             std::fs::rename(temp, &abs).map_err(|e| Error::io("rename", temp, e))?;
             if self.engine.config().durability == Durability::PerFile
                 && let Some(p) = abs.parent()
@@ -874,6 +936,7 @@ impl State<'_> {
         if self.engine.config().durability == Durability::Batch {
             fsops::syncfs(&self.engine.config().library_dir)?;
         }
+        self.uncommitted_bytes = 0;
         for (id, r) in self.uncommitted.drain(..) {
             self.engine.index().put_item(&id, &r)?;
         }
@@ -1053,27 +1116,31 @@ impl State<'_> {
     }
 }
 
-/// Streams `reader` against `candidates[0]` (comparing, writing nothing) and switches to a
+/// Streams `reader` against `candidate` (comparing, writing nothing) and switches to a
 /// temp file in `dir` at the first difference.
 fn stream_into(
     reader: &mut dyn Read,
     lib: &Path,
-    candidates: &[Known],
+    candidate: Option<&Known>,
     dir: &Path,
     name: &str,
+    finish: Finish,
+    bufs: &mut Buffers,
 ) -> Result<Streamed, Error> {
-    let mut buf = vec![0u8; BUF];
-    let mut cmp_buf = vec![0u8; BUF];
+    let Buffers {
+        data: buf,
+        compare: cmp_buf,
+    } = bufs;
     let mut hasher = blake3::Hasher::new();
     let mut pos: u64 = 0;
-    let mut compare: Option<(File, MediaId, PathBuf)> = candidates.first().and_then(|k| {
+    let mut compare: Option<(File, MediaId, PathBuf)> = candidate.and_then(|k| {
         let p = lib.join(&k.path);
         File::open(&p).ok().map(|f| (f, k.id.clone(), p))
     });
     let mut out: Option<(File, PathBuf)> = None;
     let mut guard = TempGuard(None);
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -1142,6 +1209,7 @@ fn stream_into(
             (w, tmp)
         }
     };
+    finish.apply(&w, &tmp)?;
     drop(w);
     guard.0 = None;
     Ok(Streamed::Written {
@@ -1164,20 +1232,25 @@ fn read_exact_or_short(f: &mut File, buf: &mut [u8]) -> Result<usize, Error> {
     Ok(got)
 }
 
-/// mtime = capture time, and fsync in per-file durability.
-fn finish_file(temp: &Path, taken: Option<DateTime<Utc>>, d: Durability) -> Result<(), Error> {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(temp)
-        .map_err(|e| Error::io("open", temp, e))?;
-    if let Some(t) = taken {
-        fsops::set_times(&f, fsops::system_time_from_ms(t.timestamp_millis()))
-            .map_err(|e| Error::io("set times", temp, e))?;
+/// What a finished temp file gets before it is renamed into place.
+#[derive(Debug, Clone, Copy)]
+struct Finish {
+    taken: Option<DateTime<Utc>>,
+    durability: Durability,
+}
+
+impl Finish {
+    /// mtime = capture time (after the last write), and fsync in per-file durability.
+    fn apply(self, f: &File, path: &Path) -> Result<(), Error> {
+        if let Some(t) = self.taken {
+            fsops::set_times(f, fsops::system_time_from_ms(t.timestamp_millis()))
+                .map_err(|e| Error::io("set times", path, e))?;
+        }
+        if self.durability == Durability::PerFile {
+            f.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+        }
+        Ok(())
     }
-    if d == Durability::PerFile {
-        f.sync_all().map_err(|e| Error::io("fsync", temp, e))?;
-    }
-    Ok(())
 }
 
 /// The capture time used for the folder and mtime: the instant, or a wall clock / day / year
