@@ -650,3 +650,93 @@ fn the_inbox_is_imported_by_a_sync_cycle_and_archives_move_to_done() {
         "{s}"
     );
 }
+
+/// §8 cases 36/38 (edited copies kept; two byte-identical edited copies are one asset) and
+/// 40 (the `.MP` video half of a Pixel motion photo is kept, dated by the still's sidecar).
+#[test]
+fn edited_copies_and_motion_photo_videos_are_kept_and_duplicates_collapse() {
+    let ws = workspace!();
+    takeout_only_config(&ws, "");
+    let dir = format!("{ROOT}/Photos from 2020");
+    let edited = jpeg("edited", 9_000);
+    let ts_simple = 1_577_880_000; // 2020-01-01T12:00:00Z
+    let ts_pxl = 1_672_253_970; // 2022-12-28T18:59:30Z
+    let mut mp = vec![0, 0, 0, 0x18];
+    mp.extend_from_slice(b"ftypmp42");
+    mp.extend_from_slice(&jpeg("motion", 7_000));
+    let inputs = tempfile::tempdir().unwrap();
+    let part = inputs.path().join("takeout-20240525T201456Z-001.zip");
+    write_zip(
+        &part,
+        &[
+            file(
+                &format!("{dir}/simple_file_20200101.jpg"),
+                jpeg("simple", 8_000),
+            ),
+            file(
+                &format!("{dir}/simple_file_20200101-edited.jpg"),
+                edited.clone(),
+            ),
+            file(
+                &format!("{dir}/simple_file_20200101-edited(1).jpg"),
+                edited.clone(),
+            ),
+            file(
+                &format!("{dir}/simple_file_20200101.jpg.json"),
+                sidecar("simple_file_20200101.jpg", ts_simple, None, ""),
+            ),
+            file(
+                &format!("{dir}/PXL_20221228_185930354.MP.jpg"),
+                jpeg("still", 8_000),
+            ),
+            file(&format!("{dir}/PXL_20221228_185930354.MP"), mp.clone()),
+            file(
+                &format!("{dir}/PXL_20221228_185930354.MP.jpg.json"),
+                sidecar("PXL_20221228_185930354.MP.jpg", ts_pxl, None, ""),
+            ),
+        ],
+    );
+    let out = ws.run(&["import-takeout", part.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(OK), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("takeout: 4 imported"), "{stdout}");
+    assert!(stdout.contains("1 duplicates"), "{stdout}");
+
+    let items = list_by_name(&ws);
+    assert_eq!(items.values().map(Vec::len).sum::<usize>(), 4, "{items:#?}");
+    let lib = ws.library_dir();
+    let original = one(&items, "simple_file_20200101.jpg");
+    assert_eq!(original["taken_at"], "2020-01-01T12:00:00Z");
+    let edited_rows: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|(k, _)| k.contains("-edited"))
+        .flat_map(|(_, v)| v)
+        .collect();
+    assert_eq!(edited_rows.len(), 1, "{edited_rows:#?}");
+    let e = edited_rows[0];
+    assert_eq!(
+        e["taken_at"], "2020-01-01T12:00:00Z",
+        "dated from the original's JSON"
+    );
+    assert_eq!(
+        std::fs::read(lib.join(e["path"].as_str().unwrap())).unwrap(),
+        edited
+    );
+
+    let video = one(&items, "PXL_20221228_185930354.MP");
+    assert_eq!(video["taken_at"], "2022-12-28T18:59:30Z");
+    assert!(
+        video["mime_type"].as_str().unwrap().starts_with("video/"),
+        "{video}"
+    );
+    let vpath = lib.join(video["path"].as_str().unwrap());
+    assert_eq!(std::fs::read(&vpath).unwrap(), mp);
+    assert_eq!(mtime(&vpath), at(ts_pxl));
+    one(&items, "PXL_20221228_185930354.MP.jpg");
+    // No temp file survived the collapsed duplicate.
+    assert!(
+        files_under(&lib)
+            .iter()
+            .all(|f| !f.to_string_lossy().contains(".part-"))
+    );
+}
