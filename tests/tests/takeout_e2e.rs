@@ -357,6 +357,10 @@ fn multi_part_zip_import_builds_the_library_and_a_reimport_changes_nothing() {
         assert!(!s.contains(".part-"), "{s}");
     }
 
+    // `verify --deep` knows every file, XMP sidecars included.
+    let v = ws.run(&["verify", "--deep"]);
+    assert_eq!(v.status.code(), Some(OK), "{}", describe(&v));
+
     // Re-import (same parts, then the parts as a folder of downloads): nothing changes.
     let before = snapshot(&lib);
     let listed_before = ws.run(&["list", "--json"]).stdout;
