@@ -91,5 +91,5 @@ pub use models::{
     SearchMediaItemsRequest, SearchMediaItemsResponse, Video, VideoStatus,
 };
 pub use picker::{PICKED_ITEMS_PAGE_SIZE, PickerClient, PickerRequestId};
-pub use retry::RetryPolicy;
+pub use retry::{MAX_RETRY_AFTER, RetryPolicy};
 pub use secret::ClientSecret;

@@ -4,11 +4,15 @@ use std::time::Duration;
 
 use crate::error::Error;
 
+/// The longest `Retry-After` honoured: a proxy's `Retry-After: 86400` must not park a run,
+/// which holds the index, for a day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// How failed requests are retried.
 ///
 /// - 5xx and broken connections: exponential backoff from `base_delay` (1 s, 2 s, 4 s, …,
 ///   capped at `max_delay`) plus up to `max_jitter` of random jitter, so many clients do not
-///   retry in lock-step; a longer `Retry-After` wins.
+///   retry in lock-step; a longer `Retry-After` wins, up to [`MAX_RETRY_AFTER`].
 /// - Per-minute 429: at least `rate_limit_delay` (30 s), or `Retry-After` if longer.
 /// - Other 4xx and the daily quota: never retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +65,12 @@ impl RetryPolicy {
             Error::RateLimited { .. } => self.rate_limit_delay.max(backoff),
             _ => backoff,
         };
-        let wait = error.retry_after().map_or(floor, |ra| ra.max(floor));
-        Some(wait + jitter)
+        // A proxy's `Retry-After: 86400` must not park a run (holding the index) for a day:
+        // honour it up to the longest backoff, and never overflow.
+        let wait = error
+            .retry_after()
+            .map_or(floor, |ra| ra.min(MAX_RETRY_AFTER).max(floor));
+        Some(wait.saturating_add(jitter))
     }
 
     fn backoff(&self, retry: u32) -> Duration {
@@ -145,6 +153,22 @@ mod tests {
             retry_after: Some(Duration::from_secs(7)),
         };
         assert_eq!(p.delay_for(&e, 0, 0.0), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn huge_retry_after_is_capped_and_never_overflows() {
+        let p = RetryPolicy::default();
+        for secs in [86_400, u64::MAX] {
+            let e = Error::Api {
+                http_status: 503,
+                status: None,
+                message: String::new(),
+                retry_after: Some(Duration::from_secs(secs)),
+            };
+            let wait = p.delay_for(&e, 0, 1.0).unwrap();
+            assert!(wait <= MAX_RETRY_AFTER + p.max_jitter, "{wait:?}");
+            assert!(wait >= MAX_RETRY_AFTER);
+        }
     }
 
     #[test]

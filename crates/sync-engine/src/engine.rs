@@ -63,6 +63,9 @@ enum ItemResult {
         size: u64,
         blake3: String,
         adopted: bool,
+        /// Batch durability: the complete temp file, renamed to its final name only after
+        /// the batch's `syncfs` (a final name never holds data that is not on disk yet).
+        staged: Option<PathBuf>,
     },
     Processing,
     Failed(String),
@@ -907,6 +910,7 @@ impl Engine {
                 size,
                 blake3,
                 adopted,
+                staged,
             } => {
                 if adopted {
                     report.adopted += 1;
@@ -916,10 +920,16 @@ impl Engine {
                 }
                 progress.on_event(&ProgressEvent::Downloaded {
                     id: id.clone(),
-                    path,
+                    path: path.clone(),
                     bytes: size,
                 });
-                state.uncommitted.push((id, size, blake3));
+                let target = self.config.library_dir.join(&path);
+                state.uncommitted.push(Completed {
+                    id,
+                    size,
+                    blake3,
+                    staged: staged.map(|tmp| (tmp, target)),
+                });
                 if self.config.durability == Durability::PerFile
                     || state.uncommitted.len() >= BATCH_COMMIT
                 {
@@ -951,9 +961,9 @@ impl Engine {
                 p.next_retry_ms = Utc::now()
                     .timestamp_millis()
                     .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-                let mut short = msg.clone();
-                short.truncate(300);
-                p.last_error = Some(short);
+                // By characters: error text carries file names in any script, and a byte
+                // cut inside a character would panic.
+                p.last_error = Some(msg.chars().take(300).collect());
                 self.index.put_pending(&id, &p)?;
                 progress.on_event(&ProgressEvent::ItemFailed {
                     id: id.clone(),
@@ -980,20 +990,43 @@ impl Engine {
         Ok(())
     }
 
-    /// Records completed files. In batch durability one `syncfs` first makes all of them
-    /// durable; in per-file durability each was fsynced before it got here.
-    fn commit_batch(
-        &self,
-        done: &mut Vec<(MediaId, u64, String)>,
-        report: &mut RunReport,
-    ) -> Result<(), Error> {
+    /// Records completed files. In per-file durability each was fsynced and renamed before
+    /// it got here. In batch durability they are still temp files: one `syncfs` makes their
+    /// data durable, then they are renamed, a second `syncfs` makes the renames durable, and
+    /// only then does the index record them.
+    fn commit_batch(&self, done: &mut Vec<Completed>, report: &mut RunReport) -> Result<(), Error> {
         if done.is_empty() {
             return Ok(());
         }
         if self.config.durability == Durability::Batch {
             fsops::syncfs(&self.config.library_dir)?;
+            let mut renamed = Vec::with_capacity(done.len());
+            for c in done.drain(..) {
+                match &c.staged {
+                    Some((tmp, target)) => match std::fs::rename(tmp, target) {
+                        Ok(()) => renamed.push(c),
+                        Err(e) => {
+                            let _ = std::fs::remove_file(tmp);
+                            report.note(format!(
+                                "{}: rename into {} failed, retrying next run: {e}",
+                                c.id,
+                                target.display()
+                            ));
+                        }
+                    },
+                    None => renamed.push(c),
+                }
+            }
+            fsops::syncfs(&self.config.library_dir)?;
+            *done = renamed;
         }
-        for (id, size, hash) in done.drain(..) {
+        for Completed {
+            id,
+            size,
+            blake3: hash,
+            ..
+        } in done.drain(..)
+        {
             let Some(mut rec) = self.index.item(&id)? else {
                 report.note(format!("{id} vanished from the index during download"));
                 continue;
@@ -1364,9 +1397,18 @@ impl Engine {
     }
 }
 
+/// A finished download waiting for its index commit.
+struct Completed {
+    id: MediaId,
+    size: u64,
+    blake3: String,
+    /// Batch durability: (temp file, final path), renamed at commit.
+    staged: Option<(PathBuf, PathBuf)>,
+}
+
 struct DlState {
     tasks: JoinSet<ItemOutcome>,
-    uncommitted: Vec<(MediaId, u64, String)>,
+    uncommitted: Vec<Completed>,
     /// Files recorded since the last index flush.
     since_flush: usize,
     stop_reason: Option<Stop>,
@@ -1466,6 +1508,7 @@ async fn download_one(
                 size,
                 blake3,
                 adopted: true,
+                staged: None,
             },
             Err(e) => ItemResult::Failed(e.to_string()),
         };
@@ -1484,11 +1527,12 @@ async fn download_one(
             r = write_one(ctx, source, &prep, &dir, &target) => r,
         };
         match r {
-            Ok((size, blake3)) => {
+            Ok((size, blake3, staged)) => {
                 return ItemResult::Done {
                     size,
                     blake3,
                     adopted: false,
+                    staged,
                 };
             }
             Err(WriteFail::Source(SourceError::UrlExpired))
@@ -1542,14 +1586,16 @@ enum WriteFail {
     Local(Error),
 }
 
-/// temp file → fetch → size check → mtime → fsync → rename → fsync dir.
+/// temp file → fetch → size check → mtime → fsync → rename → fsync dir (per-file
+/// durability); in batch durability it stops before the rename and returns the temp file,
+/// which the batch commit renames after its `syncfs`.
 async fn write_one(
     ctx: &DlCtx,
     source: &Arc<dyn Source>,
     prep: &Prepared,
     dir: &Path,
     target: &Path,
-) -> Result<(u64, String), WriteFail> {
+) -> Result<(u64, String, Option<PathBuf>), WriteFail> {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -1615,18 +1661,24 @@ async fn write_one(
         Error::DiskFull { .. } => WriteFail::DiskFull,
         other => WriteFail::Local(other),
     })?;
+    if !per_file {
+        // Disarmed: from here the batch commit owns the temp file (a crash leaves it to the
+        // start-of-run cleanup; it never carries a final name before its data is durable).
+        guard.0 = None;
+        return Ok((size, hash, Some(tmp)));
+    }
     // Synchronous for the same reason as the create: rename and disarm cannot be separated
     // by a cancellation point.
     std::fs::rename(&tmp, target).map_err(|e| WriteFail::Local(Error::io("rename", &tmp, e)))?;
     guard.0 = None;
-    if per_file {
+    {
         let d = dir.to_path_buf();
         tokio::task::spawn_blocking(move || fsops::fsync_dir(&d))
             .await
             .map_err(|e| WriteFail::Local(Error::Config(format!("fsync task failed: {e}"))))?
             .map_err(WriteFail::Local)?;
     }
-    Ok((size, hash))
+    Ok((size, hash, None))
 }
 
 fn replace_with(path: &Path, make: impl Fn(&Path) -> std::io::Result<()>) -> Result<(), Error> {

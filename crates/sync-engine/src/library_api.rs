@@ -260,7 +260,8 @@ pub(crate) async fn retry_wait(http: &HttpClient, attempt: u32, error: &SourceEr
         delay = delay.max(policy.rate_limit_delay);
     }
     if let Some(ra) = retry_after {
-        delay = delay.max(*ra);
+        // Capped like the API client's own retries: a huge Retry-After must not park the run.
+        delay = delay.max((*ra).min(api_client::MAX_RETRY_AFTER));
     }
     tracing::info!(
         attempt,

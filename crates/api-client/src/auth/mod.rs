@@ -372,9 +372,10 @@ fn map_token_error(e: RequestTokenError<Error, BasicErrorResponse>, grant: Grant
             }
         }
         RequestTokenError::Request(e) => e,
-        RequestTokenError::Parse(e, body) => Error::Protocol {
+        // A body that failed to parse was a 2xx answer: it may hold tokens, so never quote it.
+        RequestTokenError::Parse(e, _body) => Error::Protocol {
             context: "token endpoint".to_owned(),
-            reason: format!("{e}; body: {}", crate::error::body_snippet(&body)),
+            reason: format!("unexpected token response ({e})"),
         },
         RequestTokenError::Other(reason) => Error::Protocol {
             context: "token endpoint".to_owned(),
