@@ -146,8 +146,17 @@ pub async fn run_cycle(
     cancel: CancellationToken,
 ) -> CycleOutcome {
     let started = Instant::now();
-    let sources = match build_sources(config) {
-        Ok(sources) => sources,
+    // A Library API that cannot be used (no token yet, no client file) must not keep the
+    // Takeout inbox from being imported: the cycle still fails with the API's reason.
+    let (sources, api_failure) = match build_sources(config) {
+        Ok(sources) => (sources, None),
+        Err(outcome) if config.takeout.is_some() => {
+            tracing::error!(
+                "Library API skipped: {}; importing the Takeout inbox anyway",
+                outcome.text()
+            );
+            (Vec::new(), Some(outcome))
+        }
         Err(outcome) => return outcome,
     };
     if sources.is_empty() && config.takeout.is_none() {
@@ -176,7 +185,10 @@ pub async fn run_cycle(
         Ok(r) => (r.run_id, r.downloaded, r.bytes_downloaded, r.failed),
         Err(_) => (0, 0, 0, 0),
     };
-    let outcome = outcome_of(result, started);
+    let outcome = match api_failure {
+        Some(failure) => failure,
+        None => outcome_of(result, started),
+    };
     let export_engine = Arc::clone(&engine); // export step (issue 7), below
     // --- Takeout inbox (issue 5): after the API sources, in the same cycle. ---
     let outcome = match crate::takeout_cmd::cycle_import(config, engine, takeout_cancel).await {

@@ -321,6 +321,9 @@ struct State<'a> {
     by_name: HashMap<String, Vec<(MediaId, i64)>>,
     /// Records whose file is renamed into place but not yet committed to the index.
     uncommitted: Vec<(MediaId, ItemRecord)>,
+    /// Batch durability: complete temp files and their final paths, renamed by `commit`
+    /// after its `syncfs` (a final name never holds data that is not on disk yet).
+    staged: Vec<(PathBuf, PathBuf)>,
     uncommitted_bytes: u64,
     /// Folders known to exist.
     dirs: HashSet<PathBuf>,
@@ -363,6 +366,7 @@ impl Engine {
             by_size_name: HashMap::new(),
             by_name: HashMap::new(),
             uncommitted: Vec::new(),
+            staged: Vec::new(),
             uncommitted_bytes: 0,
             dirs: HashSet::new(),
             bufs: Buffers {
@@ -598,7 +602,18 @@ impl State<'_> {
         self.finish_links();
         self.finish_items()?;
         self.engine.flush()?;
-        self.dispose(export, &part_errors)?;
+        // A part with an entry we could not read (CRC error, limit, encryption) may hold the
+        // only original of that file: it is moved to done/, never deleted.
+        let mut keep = part_errors;
+        for s in cr.skipped.iter().chain(sr.skipped.iter()) {
+            if matches!(
+                s.reason,
+                SkipReason::ReadError(_) | SkipReason::Limit(_) | SkipReason::Encrypted
+            ) {
+                keep.insert(s.part.0);
+            }
+        }
+        self.dispose(export, &keep)?;
         self.by_locator.clear();
         Ok(())
     }
@@ -793,6 +808,11 @@ impl State<'_> {
         };
         let lib = &self.engine.config().library_dir;
         let dest = lib.join(&r.path);
+        // This replaces a good, indexed file: the new bytes must be on disk first, in
+        // either durability mode.
+        File::open(temp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io("fsync", temp, e))?;
         std::fs::rename(temp, &dest).map_err(|e| Error::io("rename", temp, e))?;
         if let Some(p) = dest.parent() {
             fsops::fsync_dir(p)?;
@@ -884,10 +904,12 @@ impl State<'_> {
                 Err(_) => {}
             }
             self.engine.index().claim_path(&ck, id.as_str())?;
+            if self.engine.config().durability == Durability::Batch {
+                self.staged.push((temp.to_path_buf(), abs));
+                return Ok(Some(rel));
+            }
             std::fs::rename(temp, &abs).map_err(|e| Error::io("rename", temp, e))?;
-            if self.engine.config().durability == Durability::PerFile
-                && let Some(p) = abs.parent()
-            {
+            if let Some(p) = abs.parent() {
                 fsops::fsync_dir(p)?;
             }
             return Ok(Some(rel));
@@ -928,13 +950,19 @@ impl State<'_> {
         Ok(())
     }
 
-    /// Makes the batch durable, then records it.
+    /// Makes the batch durable, then records it. Batch durability: one `syncfs` for the
+    /// data, the staged renames, a second `syncfs` for the renames, then the index.
     fn commit(&mut self) -> Result<(), Error> {
-        if self.uncommitted.is_empty() {
+        if self.uncommitted.is_empty() && self.staged.is_empty() {
             return Ok(());
         }
         if self.engine.config().durability == Durability::Batch {
-            fsops::syncfs(&self.engine.config().library_dir)?;
+            let lib = self.engine.config().library_dir.clone();
+            fsops::syncfs(&lib)?;
+            for (temp, dest) in self.staged.drain(..) {
+                std::fs::rename(&temp, &dest).map_err(|e| Error::io("rename", &temp, e))?;
+            }
+            fsops::syncfs(&lib)?;
         }
         self.uncommitted_bytes = 0;
         for (id, r) in self.uncommitted.drain(..) {
@@ -1058,6 +1086,19 @@ impl State<'_> {
             if std::fs::read(&abs).ok().as_deref() == Some(xmp.as_bytes()) {
                 continue;
             }
+            // A sidecar we did not write (darktable, digiKam keep edits in it) is never
+            // replaced: only a path claimed as this item's XMP is ours to rewrite.
+            let claim = naming::claim_key(&rel, rules);
+            let ours = idx.path_owner(&claim)?.as_deref() == Some(format!("xmp:{id}").as_str());
+            if !ours && std::fs::symlink_metadata(&abs).is_ok() {
+                self.report.skip(
+                    rel.clone(),
+                    "an XMP sidecar that gphotos-backup did not write is already there; kept as \
+                     it is"
+                        .to_string(),
+                );
+                continue;
+            }
             let dir = abs
                 .parent()
                 .map(Path::to_path_buf)
@@ -1074,7 +1115,7 @@ impl State<'_> {
             std::fs::rename(&tmp, &abs).map_err(|e| Error::io("rename", &tmp, e))?;
             guard.0 = None;
             // Claimed so `verify` and `reindex` know the sidecar is ours.
-            idx.claim_path(&naming::claim_key(&rel, rules), &format!("xmp:{id}"))?;
+            idx.claim_path(&claim, &format!("xmp:{id}"))?;
             self.report.xmp_written += 1;
         }
         Ok(())
