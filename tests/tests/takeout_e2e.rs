@@ -744,3 +744,77 @@ fn edited_copies_and_motion_photo_videos_are_kept_and_duplicates_collapse() {
             .all(|f| !f.to_string_lossy().contains(".part-"))
     );
 }
+
+/// A user's own XMP next to a photo (darktable, digiKam) is never replaced, and with
+/// `delete_after_import` a part holding an entry that could not be read (here a CRC error)
+/// is moved to `done/`, not deleted: it may hold the only original.
+#[test]
+fn user_xmp_is_kept_and_a_part_with_an_unreadable_entry_is_never_deleted() {
+    let ws = workspace!();
+    let inbox = ws.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    takeout_only_config(
+        &ws,
+        &format!(
+            "\n[sources.takeout]\ninbox = {inbox:?}\nsettle_time = \"1h\"\ndelete_after_import = true\n"
+        ),
+    );
+    let ts = 1_695_394_176; // 2023-09-22T14:49:36Z → photos/2023/09
+    let good = jpeg("good", 4000);
+    let bad = jpeg("bad", 4000);
+    let dir = format!("{ROOT}/Photos from 2023");
+    let part = inbox.join("takeout-20240601T000000Z-001.zip");
+    write_zip(
+        &part,
+        &[
+            file(&format!("{dir}/IMG_GOOD.jpg"), good.clone()),
+            file(
+                &format!("{dir}/IMG_GOOD.jpg.json"),
+                sidecar("IMG_GOOD.jpg", ts, Some((48.85, 2.35)), ""),
+            ),
+            file(&format!("{dir}/IMG_BAD.jpg"), bad.clone()),
+            file(
+                &format!("{dir}/IMG_BAD.jpg.json"),
+                sidecar("IMG_BAD.jpg", ts, None, ""),
+            ),
+        ],
+    );
+    // Random bytes are stored verbatim by deflate: flip one inside IMG_BAD.jpg's data.
+    let mut bytes = std::fs::read(&part).unwrap();
+    let needle = &bad[1000..1064];
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("entry bytes stored verbatim");
+    bytes[at + 10] ^= 0xFF;
+    std::fs::write(&part, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&part)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+
+    let user_xmp = ws.library_dir().join("photos/2023/09/IMG_GOOD.jpg.xmp");
+    std::fs::create_dir_all(user_xmp.parent().unwrap()).unwrap();
+    std::fs::write(&user_xmp, "<x:xmpmeta>my darktable edits</x:xmpmeta>").unwrap();
+
+    let out = ws.run(&["--run-now"]);
+    assert_eq!(out.status.code(), Some(PARTIAL), "{}", describe(&out));
+    assert_eq!(
+        std::fs::read(ws.library_dir().join("photos/2023/09/IMG_GOOD.jpg")).unwrap(),
+        good
+    );
+    assert_eq!(
+        std::fs::read_to_string(&user_xmp).unwrap(),
+        "<x:xmpmeta>my darktable edits</x:xmpmeta>",
+        "the user's XMP was replaced"
+    );
+    assert!(!part.exists(), "the part stays in the inbox");
+    assert!(
+        inbox
+            .join("done/takeout-20240601T000000Z-001.zip")
+            .is_file(),
+        "a part with an unreadable entry must be kept, not deleted"
+    );
+}
