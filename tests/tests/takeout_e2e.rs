@@ -818,3 +818,48 @@ fn user_xmp_is_kept_and_a_part_with_an_unreadable_entry_is_never_deleted() {
         "a part with an unreadable entry must be kept, not deleted"
     );
 }
+
+/// A library file lost after its import (deleted by hand, `verify` reports it missing)
+/// comes back when the same export is imported again.
+#[test]
+fn reimporting_an_export_restores_a_lost_library_file() {
+    let ws = workspace!();
+    takeout_only_config(&ws, "");
+    let ts = 1_695_394_176; // 2023-09-22T14:49:36Z → photos/2023/09
+    let photo = jpeg("restore-me", 3000);
+    let dir = format!("{ROOT}/Photos from 2023");
+    let part = ws.path().join("takeout-20240601T000000Z-001.zip");
+    write_zip(
+        &part,
+        &[
+            file(&format!("{dir}/IMG_LOST.jpg"), photo.clone()),
+            file(
+                &format!("{dir}/IMG_LOST.jpg.json"),
+                sidecar("IMG_LOST.jpg", ts, None, ""),
+            ),
+        ],
+    );
+    let part_arg = part.to_string_lossy().into_owned();
+    let first = ws.run(&["import-takeout", &part_arg]);
+    assert_eq!(first.status.code(), Some(OK), "{}", describe(&first));
+    let path = ws.library_dir().join("photos/2023/09/IMG_LOST.jpg");
+    assert_eq!(std::fs::read(&path).unwrap(), photo);
+
+    std::fs::remove_file(&path).unwrap();
+    let verify = ws.run(&["verify"]);
+    assert_eq!(verify.status.code(), Some(7), "{}", describe(&verify));
+
+    let again = ws.run(&["import-takeout", &part_arg]);
+    assert!(
+        matches!(again.status.code(), Some(OK | PARTIAL)),
+        "{}",
+        describe(&again)
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        photo,
+        "the lost file was not restored"
+    );
+    let verify = ws.run(&["verify", "--deep"]);
+    assert_eq!(verify.status.code(), Some(OK), "{}", describe(&verify));
+}

@@ -680,8 +680,32 @@ impl State<'_> {
             Streamed::Written { temp, size, hash } => {
                 let mut guard = TempGuard(Some(temp.clone()));
                 if let Some(found) = self.by_hash.get(&hash).cloned() {
-                    // Same bytes as a known file other than the one compared first.
-                    drop(guard);
+                    // Same bytes as a known file other than the one compared first. If the
+                    // library lost that file (deleted, truncated), this export brings it back
+                    // rather than being discarded as a duplicate of what is no longer there.
+                    let known_file = self.engine.config().library_dir.join(&found.path);
+                    let intact = std::fs::metadata(&known_file)
+                        .map(|m| m.is_file() && m.len() == size)
+                        .unwrap_or(false);
+                    let staged = self.staged.iter().any(|(_, dest)| *dest == known_file);
+                    if !intact && !staged {
+                        File::open(&temp)
+                            .and_then(|f| f.sync_all())
+                            .map_err(|e| Error::io("fsync", &temp, e))?;
+                        if let Some(dir) = known_file.parent() {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| Error::io("create directory", dir, e))?;
+                        }
+                        std::fs::rename(&temp, &known_file)
+                            .map_err(|e| Error::io("rename", &temp, e))?;
+                        if let Some(dir) = known_file.parent() {
+                            fsops::fsync_dir(dir)?;
+                        }
+                        guard.0 = None;
+                        tracing::info!(path = %found.path, "restored a lost library file from Takeout");
+                    } else {
+                        drop(guard);
+                    }
                     self.report.duplicates += 1;
                     let id = found.id.clone();
                     self.merge_metadata(&id, rec, taken_ms)?;
