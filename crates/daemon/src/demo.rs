@@ -82,9 +82,13 @@ async fn run_inner(dir: &Path, items: usize) -> anyhow::Result<u8> {
             println!();
             println!("Try:");
             let cfg = config_path.display();
-            println!("  gphotos-backup --config {cfg} list --json | head");
-            println!("  gphotos-backup --config {cfg} verify --deep");
-            println!("  gphotos-backup --config {cfg} status");
+            // The binary's real path: after `cargo run` it is not on PATH.
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "gphotos-backup".to_string());
+            println!("  {exe} --config {cfg} list --json | head");
+            println!("  {exe} --config {cfg} verify --deep");
+            println!("  {exe} --config {cfg} status");
             println!("Run the demo again: nothing is downloaded twice.");
         }
         CycleOutcome::Paused { summary } => println!("{summary}"),
