@@ -95,7 +95,7 @@ async fn auth(config: &Config, port: u16, paste: bool) -> u8 {
     }
     let _ = std::io::stdout().flush();
     let tokens = if paste {
-        match read_pasted_url().await {
+        match read_line().await {
             Some(url) => pending.complete_from_redirect_url(&url).await,
             None => return fail("no URL was pasted", exit::AUTH),
         }
@@ -121,7 +121,7 @@ async fn auth(config: &Config, port: u16, paste: bool) -> u8 {
 }
 
 /// Creates the token file's directory (mode 0700) on a fresh machine.
-fn ensure_private_dir(token_file: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn ensure_private_dir(token_file: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match token_file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
@@ -134,15 +134,15 @@ fn ensure_private_dir(token_file: &std::path::Path) -> std::io::Result<()> {
 
 /// Waits for the redirect, but also accepts a pasted URL on standard input: over SSH the
 /// loopback listener may be unreachable from the user's browser.
-async fn wait_or_paste(pending: &PendingAuthorization) -> api_client::Result<Tokens> {
+pub(crate) async fn wait_or_paste(pending: &PendingAuthorization) -> api_client::Result<Tokens> {
     tokio::select! {
         tokens = pending.wait_for_redirect() => tokens,
-        Some(url) = read_pasted_url() => pending.complete_from_redirect_url(&url).await,
+        Some(url) = read_line() => pending.complete_from_redirect_url(&url).await,
     }
 }
 
 /// One non-empty line from standard input; `None` at end of input (then only the listener counts).
-async fn read_pasted_url() -> Option<String> {
+pub(crate) async fn read_line() -> Option<String> {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -202,7 +202,7 @@ fn print_outcome(outcome: &CycleOutcome) {
 }
 
 /// SIGINT/SIGTERM during a one-shot run cancel it cleanly (no partial file is left).
-fn spawn_interrupt_handler(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_interrupt_handler(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int)) = (

@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_client::{
-    Downloader, PendingAuthorization, PickerClient, PickerRequestId, PickerSessionId, Scope,
-    TokenProvider, Tokens,
+    Downloader, PickerClient, PickerRequestId, PickerSessionId, Scope, TokenProvider,
 };
 use sync_engine::{
     Engine, MediaId, PickedSummary, PickerSource, ProgressSink, RunOutcome, Source, SourceError,
@@ -56,7 +55,7 @@ pub async fn run(config: &Config, max_items: Option<u32>, no_qr: bool, port: u16
     };
     let picker = PickerClient::new(google.http.clone(), tokens.clone(), &google.endpoints);
     let cancel = CancellationToken::new();
-    let interrupt = spawn_interrupt_handler(cancel.clone());
+    let interrupt = crate::commands::spawn_interrupt_handler(cancel.clone());
     let code = loop {
         let end = one_session(config, &google, &picker, &tokens, max_items, no_qr, &cancel).await;
         match end {
@@ -140,7 +139,7 @@ async fn authorize_picker(
          <this-server>) or paste the URL the browser ends up on here and press Enter."
     );
     flush();
-    let tokens = wait_or_paste(&pending)
+    let tokens = crate::commands::wait_or_paste(&pending)
         .await
         .map_err(|err| fail(err, exit::AUTH))?;
     if !tokens.has_scope(&Scope::PICKER_READONLY) {
@@ -150,47 +149,14 @@ async fn authorize_picker(
             exit::AUTH,
         ));
     }
-    ensure_private_dir(google.store.path()).map_err(|err| fail(err, exit::FAILURE))?;
+    crate::commands::ensure_private_dir(google.store.path())
+        .map_err(|err| fail(err, exit::FAILURE))?;
     google
         .store
         .save(&tokens)
         .map_err(|err| fail(err, exit::FAILURE))?;
     println!("Authorized for picking.");
     Ok(())
-}
-
-/// Waits for the loopback redirect, or a URL pasted on standard input (over SSH the
-/// listener may be unreachable from the user's browser).
-async fn wait_or_paste(pending: &PendingAuthorization) -> api_client::Result<Tokens> {
-    tokio::select! {
-        tokens = pending.wait_for_redirect() => tokens,
-        Some(url) = read_line() => pending.complete_from_redirect_url(&url).await,
-    }
-}
-
-/// One non-empty line from standard input; `None` at end of input.
-async fn read_line() -> Option<String> {
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let line = line.trim();
-        if !line.is_empty() {
-            return Some(line.to_string());
-        }
-    }
-    None
-}
-
-/// The token file's directory, mode 0700, on a machine that never ran `auth`.
-fn ensure_private_dir(token_file: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    match token_file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir),
-        _ => Ok(()),
-    }
 }
 
 // ---------------------------------------------------------------- one session
@@ -571,31 +537,13 @@ async fn offer_another_session() -> bool {
     print!("Start another picking session now? [y/N] ");
     flush();
     matches!(
-        read_line()
+        crate::commands::read_line()
             .await
             .as_deref()
             .map(str::to_ascii_lowercase)
             .as_deref(),
         Some("y" | "yes")
     )
-}
-
-/// SIGINT/SIGTERM: stop waiting or downloading cleanly (no partial file is left).
-fn spawn_interrupt_handler(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        cancel.cancel();
-    })
 }
 
 #[cfg(test)]
