@@ -295,13 +295,9 @@ async fn an_expired_session_reports_what_was_saved_and_a_new_pick_gets_the_rest(
     let mut pick = Pick::spawn(&ws, &["--no-qr"]);
     let session = pick.session_id().await;
     fake.picker().pick(&session, &ids(&picked)).unwrap();
-    tokio::time::timeout(LINE_TIMEOUT, async {
-        while fake.stats().faults_fired == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the third download never started");
+    tokio::time::timeout(LINE_TIMEOUT, fake.wait_for_stats(|s| s.faults_fired > 0))
+        .await
+        .expect("the third download never started");
     fake.clock().advance(Duration::from_secs(61 * 60));
     let (code, printed) = pick.finish().await;
     assert_eq!(code, Some(PARTIAL), "{printed}");

@@ -263,6 +263,12 @@ impl FakeGoogle {
         self.inner.stats.snapshot()
     }
 
+    /// Waits until the counters satisfy `condition` (e.g. "a fault has fired"): an event to
+    /// synchronise a test on, instead of polling with sleeps. Wrap it in a timeout.
+    pub async fn wait_for_stats(&self, condition: impl Fn(&Stats) -> bool) {
+        self.inner.stats.wait_until(condition).await;
+    }
+
     /// Every answered request in order (the most recent 100,000), e.g. to check that a client
     /// waited after a 429 or backed off after a 5xx.
     pub fn request_log(&self) -> Vec<RequestRecord> {

@@ -65,8 +65,14 @@ impl Stats {
     }
 }
 
+/// Counters, the request log, and a notification on every change (so tests wait for an
+/// event instead of polling with sleeps).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct StatsCell(Arc<Mutex<Stats>>, Arc<Mutex<VecDeque<RequestRecord>>>);
+pub(crate) struct StatsCell(
+    Arc<Mutex<Stats>>,
+    Arc<Mutex<VecDeque<RequestRecord>>>,
+    Arc<tokio::sync::Notify>,
+);
 
 impl StatsCell {
     pub(crate) fn log(&self, record: RequestRecord) {
@@ -88,6 +94,21 @@ impl StatsCell {
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        self.2.notify_waiters();
+    }
+
+    /// Returns once `condition` holds for the counters.
+    pub(crate) async fn wait_until(&self, condition: impl Fn(&Stats) -> bool) {
+        loop {
+            let changed = self.2.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a change between check and await is not lost.
+            changed.as_mut().enable();
+            if condition(&self.snapshot()) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
