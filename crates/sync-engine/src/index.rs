@@ -94,9 +94,9 @@ pub struct ItemRecord {
 }
 
 impl ItemRecord {
-    /// A fresh record for a newly listed item.
-    pub fn from_remote(item: &RemoteItem, source: SourceKind, run: u64) -> Self {
-        let mut r = ItemRecord {
+    /// A record with no metadata yet, in `state`.
+    pub fn empty(source: SourceKind, state: ItemState, run: u64) -> Self {
+        ItemRecord {
             source,
             path: String::new(),
             filename: String::new(),
@@ -112,9 +112,14 @@ impl ItemRecord {
             camera_make: None,
             camera_model: None,
             description: None,
-            state: ItemState::Unplaced,
+            state,
             last_seen_run: run,
-        };
+        }
+    }
+
+    /// A fresh record for a newly listed item.
+    pub fn from_remote(item: &RemoteItem, source: SourceKind, run: u64) -> Self {
+        let mut r = ItemRecord::empty(source, ItemState::Unplaced, run);
         r.update_metadata(item);
         r
     }

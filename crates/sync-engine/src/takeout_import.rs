@@ -1334,26 +1334,9 @@ fn name_key(name: &str) -> String {
     name.nfc().collect::<String>().to_lowercase()
 }
 
+/// A Takeout record starts as done: its file is in place before the index hears of it.
 fn empty_record() -> ItemRecord {
-    ItemRecord {
-        source: SourceKind::Takeout,
-        path: String::new(),
-        filename: String::new(),
-        mime_type: String::new(),
-        taken_ms: None,
-        expected_size: None,
-        size: None,
-        blake3: None,
-        favorite: false,
-        archived: false,
-        latitude: None,
-        longitude: None,
-        camera_make: None,
-        camera_model: None,
-        description: None,
-        state: ItemState::Done,
-        last_seen_run: 0,
-    }
+    ItemRecord::empty(SourceKind::Takeout, ItemState::Done, 0)
 }
 
 fn new_record(rec: &MediaRecord, taken_ms: Option<i64>) -> ItemRecord {
