@@ -15,7 +15,7 @@ use sync_engine::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::progress;
 use crate::service::{CycleContext, CycleOutcome, CycleRequest, CycleRunner, FailureKind};
 
@@ -101,25 +101,13 @@ fn auth_failure(message: String) -> CycleOutcome {
 pub fn engine_config(config: &Config) -> EngineConfig {
     let mut engine = EngineConfig::new(&config.library_dir, &config.state_dir);
     engine.max_concurrent_downloads = config.sync.max_concurrent_downloads;
-    engine.album_links = match config.sync.album_links {
-        config::AlbumLinks::Symlink => sync_engine::AlbumLinks::Symlink,
-        config::AlbumLinks::Hardlink => sync_engine::AlbumLinks::Hardlink,
-        config::AlbumLinks::Copy => sync_engine::AlbumLinks::Copy,
-        config::AlbumLinks::None => sync_engine::AlbumLinks::None,
-    };
-    engine.filesystem = match config.sync.filesystem {
-        config::FilesystemRules::Auto => sync_engine::FilesystemRules::Auto,
-        config::FilesystemRules::Posix => sync_engine::FilesystemRules::Posix,
-        config::FilesystemRules::Ntfs => sync_engine::FilesystemRules::Ntfs,
-    };
+    engine.album_links = config.sync.album_links;
+    engine.filesystem = config.sync.filesystem;
     engine.folder_timezone = config.sync.folder_timezone;
     engine.delete_removed = config.sync.delete_removed;
     engine.max_removal_fraction = config.sync.max_removal_fraction;
     engine.full_rescan_interval = config.sync.full_rescan_interval;
-    engine.durability = match config.sync.durability {
-        config::Durability::File => sync_engine::Durability::PerFile,
-        config::Durability::Batch => sync_engine::Durability::Batch,
-    };
+    engine.durability = config.sync.durability;
     engine
 }
 

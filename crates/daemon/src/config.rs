@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sync_engine::{AlbumLinks, Durability, FilesystemRules};
 use toml::Spanned;
 
 /// Google's real endpoints; tests and the demo point them at the fake on loopback.
@@ -69,25 +70,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// How album folders refer to the files under `photos/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlbumLinks {
-    Symlink,
-    Hardlink,
-    Copy,
-    None,
-}
-
-/// Which filesystem's naming rules file names must satisfy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FilesystemRules {
-    Auto,
-    Posix,
-    Ntfs,
-}
-
 /// The validated configuration the rest of the daemon uses.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -143,16 +125,6 @@ pub struct SyncConfig {
     pub max_removal_fraction: f64,
     pub full_rescan_interval: Duration,
     pub durability: Durability,
-}
-
-/// When downloaded files are made durable (both keep "complete or absent").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// fsync every file and its folder before the index records it.
-    File,
-    /// One syncfs of the library filesystem before each index commit of a batch.
-    Batch,
 }
 
 #[derive(Debug, Clone)]
@@ -800,6 +772,20 @@ mod tests {
         assert_eq!(p[2].line, 4);
         let text = ConfigError { problems: p }.to_string();
         assert!(text.contains("/etc/gb/config.toml:3:"), "{text}");
+    }
+
+    #[test]
+    fn sync_enums_use_the_engine_types_and_their_config_spelling() {
+        let config = parse(
+            Path::new("/etc/gb/config.toml"),
+            "library_dir = \"/x\"\n[sync]\nalbum_links = \"hardlink\"\nfilesystem = \"ntfs\"\ndurability = \"file\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.sync.album_links, AlbumLinks::Hardlink);
+        assert_eq!(config.sync.filesystem, FilesystemRules::Ntfs);
+        assert_eq!(config.sync.durability, Durability::PerFile);
+        let p = problems("library_dir = \"/x\"\n[sync]\ndurability = \"perfile\"\n");
+        assert_eq!((p[0].key.as_str(), p[0].line), ("sync.durability", 3));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::naming::FilesystemRules;
 
 /// How album folders refer to the files in `photos/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AlbumLinks {
     /// Relative symlinks (the gphotos-sync default); the tree survives being moved.
     #[default]
@@ -20,10 +21,12 @@ pub enum AlbumLinks {
 }
 
 /// When a downloaded file is made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// fsync each file and its directory before recording it in the index.
     #[default]
+    #[serde(rename = "file")]
     PerFile,
     /// Write files without fsync; before each index commit of a batch, one `syncfs` of the
     /// library filesystem. Much faster on NAS; same guarantee at commit points.

@@ -4,7 +4,8 @@ use chrono::{DateTime, Datelike, Utc};
 use unicode_normalization::UnicodeNormalization;
 
 /// Which filename rules the library filesystem imposes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FilesystemRules {
     /// Only NUL and `/` are forbidden (we also replace control characters, as gphotos-sync does).
     Posix,
