@@ -183,3 +183,33 @@ pub fn temp_files_under(root: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Asserts that `rel` (relative to `library`) holds exactly what the fake's media host
+/// serves for `item` (`=d` for photos, `=dv` for videos) and that its mtime is the capture
+/// time; returns the bytes' length.
+pub fn assert_served_file(
+    library: &Path,
+    fake: &FakeGoogle,
+    item: &fake_google::ItemInfo,
+    rel: &str,
+) -> u64 {
+    let path = library.join(rel);
+    let expected = fake
+        .library()
+        .download_bytes(&item.id, if item.is_video { "dv" } else { "d" })
+        .expect("the fake serves this item");
+    let actual = std::fs::read(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    assert!(
+        actual == expected,
+        "{rel}: bytes differ from what Google served"
+    );
+    let capture = u64::try_from(item.creation_time.timestamp()).expect("capture after 1970");
+    let want = std::time::UNIX_EPOCH + std::time::Duration::from_secs(capture);
+    let got = mtime(&path);
+    let diff = got.duration_since(want).unwrap_or_else(|e| e.duration());
+    assert!(
+        diff < std::time::Duration::from_secs(1),
+        "{rel}: mtime {got:?}, capture time {want:?}"
+    );
+    expected.len() as u64
+}

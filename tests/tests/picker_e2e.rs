@@ -8,14 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use fake_google::{
     EndpointKind, FakeConfig, FakeGoogle, Fault, ItemInfo, MediaItemId, PickerConfig, Schedule,
     SessionState, VideoStatus, scopes,
 };
 use system_tests::{
-    Workspace, describe, files_under, mtime, parse_list, temp_files_under, workspace,
+    Workspace, assert_served_file, describe, files_under, parse_list, temp_files_under, workspace,
 };
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
@@ -183,23 +183,7 @@ fn assert_saved(
     let rel = row["path"].as_str().unwrap();
     let folder = item.creation_time.format("photos/%Y/%m/").to_string();
     assert!(rel.starts_with(&folder), "{rel} not under {folder}");
-    let path = ws.library_dir().join(rel);
-    let expected = fake
-        .library()
-        .download_bytes(&item.id, if item.is_video { "dv" } else { "d" })
-        .unwrap();
-    let actual = std::fs::read(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    assert!(
-        actual == expected,
-        "{rel}: bytes differ from what Google served"
-    );
-    let want = UNIX_EPOCH + Duration::from_secs(item.creation_time.timestamp() as u64);
-    let got = mtime(&path);
-    let diff = got.duration_since(want).unwrap_or_else(|e| e.duration());
-    assert!(
-        diff < Duration::from_secs(1),
-        "{rel}: mtime {got:?}, capture {want:?}"
-    );
+    assert_served_file(&ws.library_dir(), fake, item, rel);
 }
 
 fn session_state(fake: &FakeGoogle, id: &str) -> SessionState {

@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use fake_google::{EndpointKind, FakeConfig, FakeGoogle, Fault, Schedule, scopes};
-use system_tests::{Workspace, describe, mtime, parse_list, temp_files_under, workspace};
+use system_tests::{
+    Workspace, assert_served_file, describe, parse_list, temp_files_under, workspace,
+};
 
 const OK: i32 = 0;
 const PARTIAL: i32 = 4;
@@ -57,24 +59,8 @@ async fn assert_complete_library(ws: &Workspace, fake: &FakeGoogle) -> BTreeMap<
             continue;
         }
         let rel = row["path"].as_str().unwrap();
-        let path = ws.library_dir().join(rel);
-        let expected = fake
-            .library()
-            .download_bytes(&item.id, if item.is_video { "dv" } else { "d" })
-            .unwrap();
-        let actual = std::fs::read(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        assert!(
-            actual == expected,
-            "{rel}: bytes differ from what Google served"
-        );
-        let want = UNIX_EPOCH + Duration::from_secs(item.creation_time.timestamp() as u64);
-        let got = mtime(&path);
-        let diff = got.duration_since(want).unwrap_or_else(|e| e.duration());
-        assert!(
-            diff < Duration::from_secs(1),
-            "{rel}: mtime {got:?}, capture time {want:?}"
-        );
-        assert_eq!(row["size"].as_u64(), Some(expected.len() as u64), "{row}");
+        let size = assert_served_file(&ws.library_dir(), fake, &item, rel);
+        assert_eq!(row["size"].as_u64(), Some(size), "{row}");
         assert_eq!(row["source"], "library_api");
         paths.insert(item.id.as_str().to_string(), rel.to_string());
         checked += 1;
