@@ -14,15 +14,6 @@ use crate::exit;
 use crate::progress::{BarProgress, LogProgress};
 use crate::service::{self, CycleOutcome, ServiceOptions};
 
-/// `println!` that never panics: output piped into `head` or a closed terminal must not
-/// turn into a crash report.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> u8 {
     if let Some(Command::Demo { dir, items }) = &cli.command {

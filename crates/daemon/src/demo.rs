@@ -44,7 +44,7 @@ async fn run_inner(dir: &Path, items: usize) -> anyhow::Result<u8> {
     let fake = FakeGoogle::start(FakeConfig::with_items(items))
         .await
         .context("starting the fake Google")?;
-    println!(
+    say!(
         "Fake Google listening on {} with {items} generated photos and videos.",
         fake.base_url()
     );
@@ -53,7 +53,7 @@ async fn run_inner(dir: &Path, items: usize) -> anyhow::Result<u8> {
     let config = config::load(&config_path).map_err(|err| anyhow::anyhow!("{err}"))?;
 
     authorize(&config).await?;
-    println!("Authorized with the fake Google (OAuth loopback flow, PKCE).");
+    say!("Authorized with the fake Google (OAuth loopback flow, PKCE).");
 
     let bar = std::io::stderr().is_terminal().then(BarProgress::new);
     let progress: Arc<dyn ProgressSink> = match &bar {
@@ -69,29 +69,29 @@ async fn run_inner(dir: &Path, items: usize) -> anyhow::Result<u8> {
 
     match &outcome {
         CycleOutcome::Success { summary } | CycleOutcome::Partial { summary } => {
-            println!("{summary}");
-            println!(
+            say!("{summary}");
+            say!(
                 "Fetched {} from the fake's media host in {} requests.",
                 human_bytes(stats.media_bytes),
                 stats.media_requests
             );
-            println!();
-            println!("Your demo library is in {}:", dir.display());
-            println!("  photos/YYYY/MM/…        the files, mtime = capture time");
-            println!("  albums/YYYY/MM Title/   relative links into photos/");
-            println!();
-            println!("Try:");
+            say!();
+            say!("Your demo library is in {}:", dir.display());
+            say!("  photos/YYYY/MM/…        the files, mtime = capture time");
+            say!("  albums/YYYY/MM Title/   relative links into photos/");
+            say!();
+            say!("Try:");
             let cfg = config_path.display();
             // The binary's real path: after `cargo run` it is not on PATH.
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "gphotos-backup".to_string());
-            println!("  {exe} --config {cfg} list --json | head");
-            println!("  {exe} --config {cfg} verify --deep");
-            println!("  {exe} --config {cfg} status");
-            println!("Run the demo again: nothing is downloaded twice.");
+            say!("  {exe} --config {cfg} list --json | head");
+            say!("  {exe} --config {cfg} verify --deep");
+            say!("  {exe} --config {cfg} status");
+            say!("Run the demo again: nothing is downloaded twice.");
         }
-        CycleOutcome::Paused { summary } => println!("{summary}"),
+        CycleOutcome::Paused { summary } => say!("{summary}"),
         CycleOutcome::Failed { message, .. } => eprintln!("gphotos-backup demo: {message}"),
     }
     // The generated library has a video Google "failed to process": a partial run is the

@@ -175,7 +175,7 @@ pub async fn run(config: &Config, only: Option<String>) -> u8 {
     };
     let mut code = exit::OK;
     for r in &results {
-        println!("{}", r.line());
+        say!("{}", r.line());
         match r {
             TargetResult::Failed { .. } => code = exit::FAILURE,
             r if !r.is_clean() && code == exit::OK => code = exit::PARTIAL,

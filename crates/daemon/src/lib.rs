@@ -12,6 +12,15 @@
 //!   [`pick`]: Picker sessions; [`takeout_cmd`]: Takeout imports; [`export_cmd`]: export targets;
 //! - [`progress`]: progress bar, log lines and systemd status during a sync.
 
+/// `println!` for every command's output that never panics: output piped into `head` or a closed terminal must not
+/// turn into a crash report.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod cli;
 pub mod commands;

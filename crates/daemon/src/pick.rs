@@ -121,19 +121,19 @@ async fn authorize_picker(
         .map_err(|err| fail(err, exit::AUTH))?;
     let listen_port = pending.redirect_uri().port().unwrap_or(port);
     if had_token {
-        println!(
+        say!(
             "Picking needs one more permission: the Google Photos Picker ({}), which the stored \
              authorization does not include.",
             Scope::PICKER_READONLY.as_str()
         );
     } else {
-        println!("Not authorized yet: picking needs access to the Google Photos Picker.");
+        say!("Not authorized yet: picking needs access to the Google Photos Picker.");
     }
-    println!("Open this URL in a browser signed in to your Google account:");
-    println!();
-    println!("{}", pending.authorize_url());
-    println!();
-    println!(
+    say!("Open this URL in a browser signed in to your Google account:");
+    say!();
+    say!("{}", pending.authorize_url());
+    say!();
+    say!(
         "Waiting for the browser to come back to http://127.0.0.1:{listen_port}/ …\n\
          On a remote server, forward the port first (ssh -L {listen_port}:127.0.0.1:{listen_port} \
          <this-server>) or paste the URL the browser ends up on here and press Enter."
@@ -155,7 +155,7 @@ async fn authorize_picker(
         .store
         .save(&tokens)
         .map_err(|err| fail(err, exit::FAILURE))?;
-    println!("Authorized for picking.");
+    say!("Authorized for picking.");
     Ok(())
 }
 
@@ -191,7 +191,7 @@ async fn one_session(
         Ok(session) => session,
         Err(api_client::Error::PickingTimedOut) => {
             delete_session(picker, &id).await;
-            println!(
+            say!(
                 "Nothing was picked before the picking session timed out, so nothing was saved. \
                  Run `gphotos-backup pick` again when you are ready."
             );
@@ -202,7 +202,7 @@ async fn one_session(
             ..
         }) => {
             delete_session(picker, &id).await;
-            println!(
+            say!(
                 "The picking session expired before you pressed Done, so nothing was saved. \
                  Run `gphotos-backup pick` again to start a new one."
             );
@@ -220,7 +220,7 @@ async fn one_session(
         .filter(|n| *n > 0)
         .or(max_items)
         .unwrap_or(DEFAULT_MAX_ITEMS);
-    println!(
+    say!(
         "Picking done; saving the picked items into {} …",
         config.library_dir.display()
     );
@@ -266,15 +266,15 @@ fn code_of(err: &api_client::Error) -> u8 {
 
 /// The picker URI on a line of its own (to click or copy) and as a QR code (for a phone).
 fn show_link(uri: &str, no_qr: bool) {
-    println!("Open this link and pick the photos and videos to back up, then press Done:");
-    println!();
-    println!("{uri}");
-    println!();
+    say!("Open this link and pick the photos and videos to back up, then press Done:");
+    say!();
+    say!("{uri}");
+    say!();
     if !no_qr && let Some(qr) = qr_code(uri) {
-        println!("Or scan this code with your phone:");
-        println!("{qr}");
+        say!("Or scan this code with your phone:");
+        say!("{qr}");
     }
-    println!("Waiting for you to finish picking …");
+    say!("Waiting for you to finish picking …");
     flush();
 }
 
@@ -308,7 +308,7 @@ async fn open_engine_waiting(config: &Config, cancel: &CancellationToken) -> Res
             Ok(engine) => return Ok(engine),
             Err(outcome) if outcome.exit_code() == exit::LOCKED && Instant::now() < deadline => {
                 if !told {
-                    println!(
+                    say!(
                         "A sync is running on this library; waiting for it to finish (at most {} \
                          minutes) …",
                         LOCK_WAIT.as_secs() / 60
@@ -401,7 +401,7 @@ async fn save_picked(
         .collect();
 
     if all == 0 && listed_all && !session_ended && failed_error.is_none() {
-        println!("Nothing was picked, so nothing was saved.");
+        say!("Nothing was picked, so nothing was saved.");
         return SessionEnd::Finished {
             code: exit::OK,
             limit_reached: false,
@@ -410,7 +410,7 @@ async fn save_picked(
     let fresh = usize::try_from(downloaded)
         .unwrap_or(usize::MAX)
         .min(saved.len());
-    println!(
+    say!(
         "Saved {} of {all} picked items in {} ({fresh} downloaded now, {} already in the library).",
         saved.len(),
         config.library_dir.display(),
@@ -419,7 +419,7 @@ async fn save_picked(
     if saved.len() <= LIST_LIMIT {
         for p in &picked {
             if let Some(path) = saved.get(&p.id) {
-                println!("  {path}");
+                say!("  {path}");
             }
         }
     }
@@ -430,7 +430,7 @@ async fn save_picked(
             .map(|p| p.filename.as_str())
             .collect();
         let more = missing.len().saturating_sub(LIST_LIMIT);
-        println!(
+        say!(
             "Not saved ({}): {}{}",
             missing.len(),
             names.join(", "),
@@ -442,7 +442,7 @@ async fn save_picked(
         );
     }
     if session_ended {
-        println!(
+        say!(
             "The picking session expired before everything was downloaded: {} of {all} picked \
              items were saved and {} were not. Run `gphotos-backup pick` again and pick the ones \
              listed above.",
@@ -480,10 +480,10 @@ async fn save_picked(
     }
     let problems: &[String] = result.as_ref().map_or(&[], |r| r.errors.as_slice());
     for problem in problems.iter().take(3) {
-        println!("  problem: {problem}");
+        say!("  problem: {problem}");
     }
     if !listed_all {
-        println!(
+        say!(
             "Google's list of the picked items broke off, so more may have been picked than the \
              {all} above. Run `gphotos-backup pick` again and pick the missing ones."
         );
@@ -493,11 +493,11 @@ async fn save_picked(
         };
     }
     if !missing.is_empty() {
-        println!("Run `gphotos-backup pick` again and pick the ones not saved to try them again.");
+        say!("Run `gphotos-backup pick` again and pick the ones not saved to try them again.");
     }
     let limit_reached = u32::try_from(all).unwrap_or(u32::MAX) >= limit;
     if limit_reached {
-        println!(
+        say!(
             "You picked {all} items, the most one picking session allows ({limit}). To back up \
              more, pick the rest in another session."
         );
@@ -531,7 +531,7 @@ fn saved_paths(
 /// Asks (on a terminal only) whether to start another session; otherwise says how.
 async fn offer_another_session() -> bool {
     if !std::io::stdin().is_terminal() {
-        println!("Run `gphotos-backup pick` again to pick the rest.");
+        say!("Run `gphotos-backup pick` again to pick the rest.");
         return false;
     }
     print!("Start another picking session now? [y/N] ");

@@ -118,39 +118,39 @@ pub fn print_last_import(engine: &Engine) {
                 .finished_at
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_else(|| "?".into());
-            println!("last takeout import: {when}");
-            println!("  {}", r.summary());
+            say!("last takeout import: {when}");
+            say!("  {}", r.summary());
             for w in &r.waiting {
-                println!("  waiting: {} ({})", w.export, w.reason);
+                say!("  waiting: {} ({})", w.export, w.reason);
             }
         }
         Ok(None) => {}
-        Err(err) => println!("last takeout import: unreadable ({err})"),
+        Err(err) => say!("last takeout import: unreadable ({err})"),
     }
 }
 
 fn print_report(r: &TakeoutReport) {
-    println!("{}", r.summary());
+    say!("{}", r.summary());
     for e in &r.exports {
-        println!("export {e}: imported");
+        say!("export {e}: imported");
     }
     for w in &r.waiting {
-        println!("export {}: waiting ({})", w.export, w.reason);
+        say!("export {}: waiting ({})", w.export, w.reason);
     }
     for p in &r.part_errors {
-        println!("part error: {p}");
+        say!("part error: {p}");
     }
     for s in &r.skipped_list {
-        println!("skipped: {} ({})", s.what, s.reason);
+        say!("skipped: {} ({})", s.what, s.reason);
     }
     if r.skipped > r.skipped_list.len() as u64 {
-        println!(
+        say!(
             "skipped: … and {} more",
             r.skipped - r.skipped_list.len() as u64
         );
     }
     for o in &r.orphan_sidecar_list {
-        println!("orphan sidecar: {o}");
+        say!("orphan sidecar: {o}");
     }
 }
 
