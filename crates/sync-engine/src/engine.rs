@@ -1,5 +1,6 @@
 //! The engine: open, sync (list → index → name → download → albums → removals), reports.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +21,10 @@ use crate::report::{
     IndexedItem, ProgressEvent, ProgressSink, ReindexReport, RunOutcome, RunReport, StatusReport,
     SyncOptions, VerifyReport, push_capped,
 };
+use crate::seen::SeenSet;
 use crate::source::{ListScope, Prepared, Source, SourceError};
-use crate::store::{SledStore, Tree};
-use crate::types::{MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
+use crate::store::{SledStore, Store, Tree};
+use crate::types::{AlbumId, MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
 
 /// Flush the index after this many listed items.
 const CHECKPOINT_ITEMS: u64 = 1000;
@@ -88,21 +90,38 @@ struct DlCtx {
     durability: Durability,
 }
 
+/// Rejects settings the engine cannot run with, before anything is created on disk.
+fn validate(config: &EngineConfig) -> Result<(), Error> {
+    if config.max_concurrent_downloads == 0 {
+        return Err(Error::Config(
+            "max_concurrent_downloads must be at least 1".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&config.max_removal_fraction) {
+        return Err(Error::Config(
+            "max_removal_fraction must be between 0 and 1".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Opens the library and index, creating both directories if needed.
     ///
     /// Fails with [`Error::IndexLocked`] when another engine (in any process) has the index.
     pub fn open(config: EngineConfig) -> Result<Engine, Error> {
-        if config.max_concurrent_downloads == 0 {
-            return Err(Error::Config(
-                "max_concurrent_downloads must be at least 1".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&config.max_removal_fraction) {
-            return Err(Error::Config(
-                "max_removal_fraction must be between 0 and 1".into(),
-            ));
-        }
+        validate(&config)?;
+        let index_dir = config.state_dir.join("index");
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| Error::io("create directory", &config.state_dir, e))?;
+        let store = SledStore::open(&index_dir)?;
+        Engine::open_with_store(config, Arc::new(store))
+    }
+
+    /// Like [`Engine::open`], on a store the caller opened: a wrapper that counts or injects
+    /// faults around a [`SledStore`], or another backend.
+    pub fn open_with_store(config: EngineConfig, store: Arc<dyn Store>) -> Result<Engine, Error> {
+        validate(&config)?;
         for d in [&config.library_dir, &config.state_dir] {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
         }
@@ -110,8 +129,7 @@ impl Engine {
             FilesystemRules::Auto => probe_rules(&config.library_dir)?,
             r => r,
         };
-        let store = SledStore::open(&config.state_dir.join("index"))?;
-        let index = Index::new(Arc::new(store))?;
+        let index = Index::new(store)?;
         Ok(Engine {
             config,
             rules,
@@ -163,7 +181,7 @@ impl Engine {
         let mut fatal = None;
         for source in sources {
             match self
-                .sync_source(source, run, opts, &*progress, &shutdown, &mut report)
+                .sync_source(source, opts, &*progress, &shutdown, &mut report)
                 .await
             {
                 Ok(()) => {}
@@ -227,7 +245,6 @@ impl Engine {
     async fn sync_source(
         &self,
         source: &Arc<dyn Source>,
-        run: u64,
         opts: SyncOptions,
         progress: &dyn ProgressSink,
         shutdown: &CancellationToken,
@@ -258,6 +275,7 @@ impl Engine {
         let mut newest = cursor.newest_taken_ms;
         let horizon_ms = now.timestamp_millis().saturating_add(24 * 3600 * 1000);
         let mut listing_complete = true;
+        let mut seen = SeenSet::new(full);
         {
             let mut stream = source.list(scope);
             let mut count = 0u64;
@@ -278,7 +296,8 @@ impl Engine {
                         {
                             newest = Some(newest.map_or(t, |n| n.max(t)));
                         }
-                        self.upsert(&item, kind, run, report)?;
+                        self.upsert(&item, kind, report)?;
+                        seen.insert(&item.id);
                         count += 1;
                         report.listed += 1;
                         if count.is_multiple_of(100) {
@@ -307,7 +326,7 @@ impl Engine {
 
         // 2. Albums and memberships (may add items only reachable through albums: #89).
         let albums_complete = self
-            .sync_albums(source, run, full, shutdown, report)
+            .sync_albums(source, full, &mut seen, shutdown, report)
             .await?;
         self.index.flush()?;
 
@@ -317,7 +336,7 @@ impl Engine {
 
         // 4. Removals, only after a complete full listing.
         if full && listing_complete && albums_complete {
-            self.detect_removals(kind, run, report)?;
+            self.detect_removals(kind, &mut seen, report)?;
         }
 
         // 5. Downloads.
@@ -373,16 +392,18 @@ impl Engine {
     }
 
     /// Records a listed item: new ones are queued for naming; known ones get fresh metadata.
+    ///
+    /// A known item whose metadata did not change is not rewritten: a no-op rescan writes
+    /// nothing per item (sled appends every rewrite to its log).
     fn upsert(
         &self,
         item: &RemoteItem,
         kind: SourceKind,
-        run: u64,
         report: &mut RunReport,
     ) -> Result<(), Error> {
         match self.index.item(&item.id)? {
             None => {
-                let rec = ItemRecord::from_remote(item, kind, run);
+                let rec = ItemRecord::from_remote(item, kind);
                 self.index.put_item(&item.id, &rec)?;
                 self.queue_for_naming(item)?;
                 report.new_items += 1;
@@ -390,7 +411,6 @@ impl Engine {
             Some(mut rec) => {
                 let before = rec.clone();
                 rec.update_metadata(item);
-                rec.last_seen_run = run;
                 if rec.state == ItemState::Removed {
                     // Back at the source: it keeps its old path.
                     if rec.path.is_empty() {
@@ -426,8 +446,8 @@ impl Engine {
     async fn sync_albums(
         &self,
         source: &Arc<dyn Source>,
-        run: u64,
         full: bool,
+        seen: &mut SeenSet,
         shutdown: &CancellationToken,
         report: &mut RunReport,
     ) -> Result<bool, Stop> {
@@ -453,6 +473,7 @@ impl Engine {
             }
         }
         drop(albums);
+        let listed_ids: HashSet<AlbumId> = listed.iter().map(|a| a.id.clone()).collect();
         for album in listed {
             let existing = self.index.album(&album.id)?;
             let relist = full
@@ -460,22 +481,20 @@ impl Engine {
                     None => true,
                     Some(r) => r.members_stale || r.count != album.item_count,
                 };
-            let mut rec = existing.unwrap_or(AlbumRecord {
+            let mut rec = existing.clone().unwrap_or(AlbumRecord {
                 source: kind,
                 title: album.title.clone(),
                 dir: String::new(),
                 count: None,
-                last_seen_run: run,
                 members_stale: true,
             });
             rec.title = album.title.clone();
-            rec.last_seen_run = run;
             if relist {
-                rec.members_stale = true;
-                self.index.put_album(&album.id, &rec)?;
-                self.index.clear_members(&album.id)?;
+                // Google caps an album at 20,000 items, which bounds this list. Memberships
+                // are rewritten only when they changed: a weekly full rescan of an unchanged
+                // library writes nothing.
+                let mut members = Vec::new();
                 let mut items = source.album_items(&album.id);
-                let mut pos = 0u32;
                 let mut ok = true;
                 loop {
                     let next = tokio::select! {
@@ -485,10 +504,10 @@ impl Engine {
                     match next {
                         None => break,
                         Some(Ok(item)) => {
-                            self.upsert(&item, kind, run, report)?;
+                            self.upsert(&item, kind, report)?;
+                            seen.insert(&item.id);
                             report.listed += 1;
-                            self.index.add_member(&album.id, pos, &item.id)?;
-                            pos = pos.saturating_add(1);
+                            members.push(item.id);
                         }
                         Some(Err(e)) => {
                             self.source_error(kind, "album item listing", e, report)?;
@@ -499,22 +518,20 @@ impl Engine {
                     }
                 }
                 if ok {
+                    if !self.index.members_equal(&album.id, &members)? {
+                        rec.members_stale = true;
+                        self.index.put_album(&album.id, &rec)?;
+                        self.index.replace_members(&album.id, &members)?;
+                    }
                     rec.members_stale = false;
                     rec.count = album.item_count;
-                }
-            } else {
-                // Not re-listed: its members were still seen (for removal detection).
-                for id in self.index.members(&album.id) {
-                    let id = id?;
-                    if let Some(mut r) = self.index.item(&id)?
-                        && r.last_seen_run != run
-                    {
-                        r.last_seen_run = run;
-                        self.index.put_item(&id, &r)?;
-                    }
+                } else {
+                    rec.members_stale = true;
                 }
             }
-            self.index.put_album(&album.id, &rec)?;
+            if existing.as_ref() != Some(&rec) {
+                self.index.put_album(&album.id, &rec)?;
+            }
         }
         if full && complete {
             // Albums gone at the source: drop their folders (links only) and records.
@@ -523,7 +540,7 @@ impl Engine {
                 .albums()
                 .filter(|r| {
                     r.as_ref()
-                        .map(|(_, a)| a.source == kind && a.last_seen_run < run)
+                        .map(|(id, a)| a.source == kind && !listed_ids.contains(id))
                         .unwrap_or(true)
                 })
                 .collect::<Result<_, _>>()?;
@@ -630,18 +647,22 @@ impl Engine {
     fn detect_removals(
         &self,
         kind: SourceKind,
-        run: u64,
+        seen: &mut SeenSet,
         report: &mut RunReport,
     ) -> Result<(), Error> {
+        seen.seal();
+        let unseen = |rec: &ItemRecord, id: &MediaId| {
+            rec.source == kind && rec.state != ItemState::Removed && !seen.contains(id)
+        };
         let mut present = 0u64;
         let mut gone = 0u64;
         for r in self.index.items() {
-            let (_, rec) = r?;
+            let (id, rec) = r?;
             if rec.source != kind || rec.state == ItemState::Removed {
                 continue;
             }
             present += 1;
-            if rec.last_seen_run < run {
+            if unseen(&rec, &id) {
                 gone += 1;
             }
         }
@@ -660,15 +681,7 @@ impl Engine {
         let gone_items: Vec<(MediaId, ItemRecord)> = self
             .index
             .items()
-            .filter(|r| {
-                r.as_ref()
-                    .map(|(_, rec)| {
-                        rec.source == kind
-                            && rec.state != ItemState::Removed
-                            && rec.last_seen_run < run
-                    })
-                    .unwrap_or(true)
-            })
+            .filter(|r| r.as_ref().map(|(id, rec)| unseen(rec, id)).unwrap_or(true))
             .collect::<Result<_, _>>()?;
         // Bounded by max_removal_fraction of the library.
         for (id, mut rec) in gone_items {

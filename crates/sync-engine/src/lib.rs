@@ -54,6 +54,7 @@
 //! # Ok(()) }
 //! ```
 
+mod codec;
 mod config;
 mod engine;
 mod error;
@@ -65,6 +66,7 @@ mod local;
 mod naming;
 mod picker;
 mod report;
+mod seen;
 mod source;
 mod store;
 mod takeout_import;
@@ -84,7 +86,7 @@ pub use report::{
     StatusReport, SyncOptions, VerifyReport,
 };
 pub use source::{ListScope, MediaWriter, Prepared, Source, SourceError};
-pub use store::{SledStore, Store, Tree};
+pub use store::{Batch, Entry, SledStore, Store, Tree};
 pub use takeout_import::{
     ArchiveDisposal, TakeoutOptions, TakeoutReport, TakeoutSkip, WaitingExport,
     takeout_inbox_inputs,

@@ -71,6 +71,9 @@ impl Tree {
 /// A key/value pair as stored.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// Writes to one tree applied together by [`Store::apply`]: `Some` puts, `None` removes.
+pub type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// Ordered key-value storage with named trees.
 pub trait Store: Send + Sync {
     /// Reads one value.
@@ -79,6 +82,9 @@ pub trait Store: Send + Sync {
     fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), Error>;
     /// Deletes one key (absent keys are fine).
     fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), Error>;
+    /// Applies many writes to one tree atomically (all or none survive a crash), in order.
+    /// Cheaper than one `put` per key when a loop writes thousands of records.
+    fn apply(&self, tree: Tree, batch: Batch) -> Result<(), Error>;
     /// Iterates keys starting with `prefix`, in key order. Concurrent writes are allowed.
     fn scan<'a>(
         &'a self,
@@ -150,6 +156,17 @@ impl Store for SledStore {
         self.tree(tree).remove(key)?;
         Ok(())
     }
+    fn apply(&self, tree: Tree, batch: Batch) -> Result<(), Error> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.tree(tree).apply_batch(b)?;
+        Ok(())
+    }
     fn scan<'a>(
         &'a self,
         tree: Tree,
@@ -169,5 +186,30 @@ impl Store for SledStore {
     }
     fn size_on_disk(&self) -> Result<u64, Error> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_puts_and_removes_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put(Tree::Paths, b"old", b"x").unwrap();
+        store
+            .apply(
+                Tree::Paths,
+                vec![
+                    (b"a".to_vec(), Some(b"1".to_vec())),
+                    (b"old".to_vec(), None),
+                    (b"a".to_vec(), Some(b"2".to_vec())),
+                ],
+            )
+            .unwrap();
+        assert_eq!(store.get(Tree::Paths, b"a").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(store.get(Tree::Paths, b"old").unwrap(), None);
+        assert_eq!(store.len(Tree::Paths), 1);
     }
 }

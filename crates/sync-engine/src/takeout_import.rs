@@ -1006,7 +1006,6 @@ impl State<'_> {
                 title: title.clone(),
                 dir: String::new(),
                 count: None,
-                last_seen_run: 0,
                 members_stale: false,
             });
             // Union with what earlier exports put there; new members after the old ones,
@@ -1336,7 +1335,7 @@ fn name_key(name: &str) -> String {
 
 /// A Takeout record starts as done: its file is in place before the index hears of it.
 fn empty_record() -> ItemRecord {
-    ItemRecord::empty(SourceKind::Takeout, ItemState::Done, 0)
+    ItemRecord::empty(SourceKind::Takeout, ItemState::Done)
 }
 
 fn new_record(rec: &MediaRecord, taken_ms: Option<i64>) -> ItemRecord {

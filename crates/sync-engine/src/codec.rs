@@ -1,0 +1,120 @@
+//! How index records are encoded: postcard (compact binary, field order = schema) since
+//! schema 2; JSON objects written by schema 1 are still read.
+//!
+//! Why binary: sled keeps several copies of every page on disk (log-structured, cleaned
+//! lazily), so each byte of a record costs two to four bytes of disk. Postcard drops field
+//! names, writes integers as varints and lets hashes be stored as raw bytes.
+//!
+//! Compatibility rule: a record struct may only grow by appending fields at the end, and enum
+//! variants may only be appended (postcard writes the variant's index). Changing anything
+//! else is a schema bump with a migration in `index.rs`. `codec_is_pinned` tests hold the
+//! current layout.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// Encodes a record for the index.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    postcard::to_stdvec(value).map_err(|e| Error::Corrupt {
+        tree: "encode",
+        detail: e.to_string(),
+    })
+}
+
+/// Whether `bytes` is a record written by schema 1 (a JSON object).
+///
+/// Every schema-2 record starts with a small varint (an enum variant or a length), never `{`.
+pub(crate) fn is_legacy_json(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&b'{')
+}
+
+/// Decodes a record read from `tree`, whichever schema wrote it.
+pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    if is_legacy_json(bytes) {
+        return serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+            tree,
+            detail: e.to_string(),
+        });
+    }
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
+}
+
+/// `#[serde(with = "codec::hash")]` for an `Option<String>` holding a 64-digit hex blake3:
+/// 32 raw bytes in postcard, the hex string in JSON (schema 1 and any human-readable dump).
+pub(crate) mod hash {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return v.serialize(s);
+        }
+        match v {
+            None => s.serialize_none(),
+            Some(hex) => {
+                let raw = blake3::Hash::from_hex(hex).map_err(serde::ser::Error::custom)?;
+                s.serialize_some(raw.as_bytes())
+            }
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        if d.is_human_readable() {
+            return Option::<String>::deserialize(d);
+        }
+        let raw = Option::<[u8; 32]>::deserialize(d)?;
+        Ok(raw.map(|b| blake3::Hash::from_bytes(b).to_hex().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Rec {
+        #[serde(rename = "n")]
+        name: String,
+        #[serde(rename = "h", default, with = "hash")]
+        blake3: Option<String>,
+    }
+
+    #[test]
+    fn a_hash_is_stored_as_32_raw_bytes_and_read_back_as_hex() {
+        let hex = blake3::hash(b"photo").to_hex().to_string();
+        let rec = Rec {
+            name: "a.jpg".into(),
+            blake3: Some(hex.clone()),
+        };
+        let bytes = encode(&rec).unwrap();
+        // len + "a.jpg" + Some tag + 32 bytes.
+        assert_eq!(bytes.len(), 1 + 5 + 1 + 32);
+        assert_eq!(decode::<Rec>("t", &bytes).unwrap(), rec);
+    }
+
+    #[test]
+    fn schema_1_json_is_still_read() {
+        let hex = blake3::hash(b"photo").to_hex().to_string();
+        let json = format!(r#"{{"n":"a.jpg","h":"{hex}"}}"#);
+        assert!(is_legacy_json(json.as_bytes()));
+        let rec: Rec = decode("t", json.as_bytes()).unwrap();
+        assert_eq!(rec.blake3.as_deref(), Some(hex.as_str()));
+        assert!(!is_legacy_json(&encode(&rec).unwrap()));
+    }
+
+    #[test]
+    fn a_malformed_hash_is_an_encoding_error_not_a_panic() {
+        let rec = Rec {
+            name: "a".into(),
+            blake3: Some("not hex".into()),
+        };
+        assert!(encode(&rec).is_err());
+        assert!(decode::<Rec>("t", &[1, b'a', 1, 0]).is_err());
+    }
+}
