@@ -10,16 +10,26 @@
 //! * a file at a wanted path that the manifest does not know is *foreign* and is never
 //!   overwritten: the item is placed under a suffixed name (`stem_<8 hex of blake3(id)>.ext`);
 //!   several items wanting one path are resolved the same way, in a fixed order, and an item
-//!   keeps the name it already has;
+//!   keeps the name it already has. New names are created with calls that fail rather than
+//!   replace (`link`, `linkat`, `renameat2(RENAME_NOREPLACE)`), so a file that appears during
+//!   the export is kept too;
 //! * `prune` removes only files the manifest lists, that are still as placed, and that the
 //!   export no longer wants (a file the user edited after export is forgotten, never deleted).
 //!
-//! Crash safety: new placements are first recorded as *pending* and the index flushed; a
-//! pending entry whose file exists on the next run is adopted only if the file is the item's
-//! (same inode for hard links, same link target for symlinks, same blake3 for copies). File
-//! data reaches the disk with one `syncfs` of the target at the end rather than an fsync per
-//! file (a crash before it at worst leaves a pending entry whose file fails that check and is
-//! replaced).
+//! Crash safety: work is done in chunks of [`CHUNK`] placements. Before a chunk touches the
+//! target, one *journal* record (key `<target name> \0 \0 <chunk number>`) listing what it is
+//! about to place is written and the index flushed; the chunk's manifest records are then
+//! written as one batch. Journal records are removed only after the run's single `syncfs` of
+//! the target, so after a crash every placement of the interrupted run is checked: a file
+//! that is the item's (same inode for hard links, same link target for symlinks, same blake3
+//! for copies) is adopted, anything else is forgotten and, if present, kept as foreign. One
+//! flush per chunk instead of one per file and two index writes per file is what keeps the
+//! export close to the speed of `cp`.
+//!
+//! Copies are written to an unnamed file (`O_TMPFILE`) that gets its name only once its
+//! blake3 matched the index and its mtime was set, so a crash never leaves a half-written
+//! file under any name; where the filesystem has no `O_TMPFILE` (NFS, SMB), a `.part-` temp
+//! file and a non-replacing rename are used.
 //!
 //! Hard links need the target on the library's filesystem: a hardlink target elsewhere is an
 //! [`Error::Config`] naming both (no silent fallback to copies, which would double the space
@@ -37,12 +47,13 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::codec;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::fsops;
 use crate::index::{ItemRecord, ItemState};
 use crate::naming;
-use crate::store::Tree;
+use crate::store::{Batch, Entry, Store, Tree};
 use crate::template::{Fields, Template};
 use crate::types::{AlbumId, MediaId, SourceKind};
 
@@ -176,9 +187,18 @@ impl ExportReport {
     }
 }
 
+/// Placements per journal record. Each chunk costs one index flush; bounded so that a
+/// journal record stays a few hundred KiB.
+const CHUNK: usize = 4096;
+
 /// One manifest record: what the export placed for one (item, album) pair.
+///
+/// Postcard (see `crate::codec`): fields may only be appended. `mode` comes first so that an
+/// encoded record starts with its length byte (1), never with `{`, which would read as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Placed {
+    #[serde(rename = "k")]
+    mode: char,
     #[serde(rename = "p")]
     rel: String,
     #[serde(rename = "s")]
@@ -188,25 +208,80 @@ struct Placed {
     #[serde(rename = "i")]
     ino: u64,
     /// blake3 of the library file it came from.
-    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "h", default, with = "crate::codec::hash")]
     blake3: Option<String>,
-    #[serde(rename = "k")]
-    mode: char,
-    /// Recorded before the file was placed; confirmed by the next stat.
-    #[serde(rename = "w", default, skip_serializing_if = "std::ops::Not::not")]
+    /// Set only by schema 1, which recorded every placement as pending before making it;
+    /// such a record is settled like a journal entry.
+    #[serde(rename = "w", default)]
     pending: bool,
+}
+
+impl Placed {
+    fn new(rel: String, meta: &std::fs::Metadata, blake3: Option<String>, mode: char) -> Self {
+        let (size, mtime, ino) = stat_of(meta);
+        Placed {
+            mode,
+            rel,
+            size,
+            mtime,
+            ino,
+            blake3,
+            pending: false,
+        }
+    }
+
+    /// Whether the file at `root/rel` is still exactly what the export placed.
+    fn intact(&self, root: &Path) -> bool {
+        match std::fs::symlink_metadata(root.join(&self.rel)) {
+            Ok(m) => stat_of(&m) == (self.size, self.mtime, self.ino),
+            Err(_) => false,
+        }
+    }
+}
+
+/// A journal record as written: the placements one chunk is about to make, as
+/// (media id, album id, relative path). `mode` first for the same reason as in [`Placed`].
+#[derive(Serialize)]
+struct JournalOut<'a> {
+    mode: char,
+    intents: Vec<(&'a str, &'a str, &'a str)>,
+}
+
+/// A journal record as read back.
+#[derive(Deserialize)]
+struct JournalIn {
+    mode: char,
+    intents: Vec<(String, String, String)>,
+}
+
+/// A manifest segment as written: the current record (or removal) of every key changed
+/// since the previous segment. `v` (always 1) comes first so the value never starts with `{`.
+#[derive(Serialize)]
+struct SegmentOut<'a> {
+    v: u8,
+    entries: Vec<(&'a str, &'a str, Option<&'a Placed>)>,
+}
+
+/// A manifest segment as read back.
+#[derive(Deserialize)]
+struct SegmentIn {
+    v: u8,
+    entries: Vec<(String, String, Option<Placed>)>,
 }
 
 /// (media id, album id or "").
 type Key = (String, String);
 
-fn manifest_key(target: &str, k: &Key) -> Vec<u8> {
-    let mut v = Vec::with_capacity(target.len() + k.0.len() + k.1.len() + 2);
-    v.extend_from_slice(target.as_bytes());
-    v.push(0);
-    v.extend_from_slice(k.0.as_bytes());
-    v.push(0);
-    v.extend_from_slice(k.1.as_bytes());
+/// Key suffixes after `<target> \0`. Media ids are never empty, so no schema-1 per-item key
+/// (`<target> \0 <media id> \0 <album id>`) starts with `\0`.
+const JOURNAL: [u8; 2] = [0, b'J'];
+const SEGMENT: [u8; 2] = [0, b'S'];
+
+fn sub_key(prefix: &[u8], kind: [u8; 2], seq: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(prefix.len() + 2 + seq.len());
+    v.extend_from_slice(prefix);
+    v.extend_from_slice(&kind);
+    v.extend_from_slice(seq);
     v
 }
 
@@ -214,6 +289,192 @@ fn corrupt(detail: impl ToString) -> Error {
     Error::Corrupt {
         tree: "exports",
         detail: detail.to_string(),
+    }
+}
+
+/// Splits a schema-1 manifest key (without the target prefix) into (media id, album id).
+fn parse_key(rest: &[u8]) -> Result<Key, Error> {
+    let mut parts = rest.splitn(2, |b| *b == 0);
+    let id = parts.next().unwrap_or_default();
+    let album = parts.next().unwrap_or_default();
+    Ok((
+        String::from_utf8(id.to_vec()).map_err(corrupt)?,
+        String::from_utf8(album.to_vec()).map_err(corrupt)?,
+    ))
+}
+
+/// One target's manifest: what the export placed, per (media id, album id).
+///
+/// Stored as a log of *segments* (keys `<target> \0 S <u64 seq>`), each holding the records
+/// changed since the previous one, replayed in order on load; a record of `None` is a
+/// removal. Why not one key per placement: sled costs about 5 µs per key written, batched or
+/// not, which alone is most of what `cp -al` spends per file; a segment costs one write per
+/// [`CHUNK`] placements. When the log holds much more than the live records (see
+/// [`Manifest::finish`]), it is rewritten as fresh segments, so its size stays proportional
+/// to what the target holds. Schema-1 per-item keys are read as the oldest layer and folded
+/// into segments by the first run that sees them.
+struct Manifest<'s> {
+    store: &'s dyn Store,
+    prefix: Vec<u8>,
+    map: HashMap<Key, Placed>,
+    /// Keys changed since the last segment was written.
+    dirty: Vec<Key>,
+    next_seq: u64,
+    /// Keys of the stored segments.
+    segments: Vec<Vec<u8>>,
+    /// Entries across the stored segments, live or superseded.
+    stored_entries: usize,
+    /// Schema-1 per-item keys still in the tree.
+    legacy: Vec<Vec<u8>>,
+}
+
+/// What an interrupted run may or may not have placed: (key, relative path, mode).
+type Unsettled = Vec<(Key, String, char)>;
+
+impl<'s> Manifest<'s> {
+    /// Reads target `name`'s manifest and the journals of an interrupted run (their keys, and
+    /// the placements they announce).
+    fn load(store: &'s dyn Store, name: &str) -> Result<(Self, Vec<Vec<u8>>, Unsettled), Error> {
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        let mut m = Manifest {
+            store,
+            prefix,
+            map: HashMap::new(),
+            dirty: Vec::new(),
+            next_seq: 0,
+            segments: Vec::new(),
+            stored_entries: 0,
+            legacy: Vec::new(),
+        };
+        let mut journals = Vec::new();
+        let mut unsettled = Vec::new();
+        // Journals and schema-1 records first: segments are newer than any schema-1 record.
+        for r in store.scan(Tree::Exports, &m.prefix) {
+            let (k, v) = r?;
+            let rest = &k[m.prefix.len()..];
+            if rest.starts_with(&JOURNAL) {
+                let j: JournalIn = codec::decode("exports", &v)?;
+                unsettled.extend(
+                    j.intents
+                        .into_iter()
+                        .map(|(id, album, rel)| ((id, album), rel, j.mode)),
+                );
+                journals.push(k);
+            } else if rest.first() != Some(&0) {
+                let key = parse_key(rest)?;
+                let placed: Placed = codec::decode("exports", &v)?;
+                if placed.pending {
+                    unsettled.push((key.clone(), placed.rel.clone(), placed.mode));
+                }
+                m.map.insert(key, placed);
+                m.legacy.push(k);
+            }
+        }
+        let seg_prefix = sub_key(&m.prefix, SEGMENT, &[]);
+        for r in store.scan(Tree::Exports, &seg_prefix) {
+            let (k, v) = r?;
+            let seq = <[u8; 8]>::try_from(&k[seg_prefix.len()..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt("malformed segment key"))?;
+            let seg: SegmentIn = codec::decode("exports", &v)?;
+            if seg.v != 1 {
+                return Err(corrupt(format!(
+                    "manifest segment version {} (written by a newer version?)",
+                    seg.v
+                )));
+            }
+            m.stored_entries += seg.entries.len();
+            for (id, album, placed) in seg.entries {
+                match placed {
+                    Some(p) => m.map.insert((id, album), p),
+                    None => m.map.remove(&(id, album)),
+                };
+            }
+            m.next_seq = seq + 1;
+            m.segments.push(k);
+        }
+        Ok((m, journals, unsettled))
+    }
+
+    fn set(&mut self, key: Key, p: Placed) {
+        self.dirty.push(key.clone());
+        self.map.insert(key, p);
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if self.map.remove(key).is_some() {
+            self.dirty.push(key.clone());
+        }
+    }
+
+    /// Writes the changes since the last segment as one segment.
+    fn save(&mut self) -> Result<(), Error> {
+        if let Some((k, v)) = self.segment()? {
+            self.store.put(Tree::Exports, &k, &v)?;
+        }
+        Ok(())
+    }
+
+    /// The changes since the last segment as a segment (key, value) to write next; `None`
+    /// when there are none.
+    fn segment(&mut self) -> Result<Option<Entry>, Error> {
+        if self.dirty.is_empty() {
+            return Ok(None);
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let seg = SegmentOut {
+            v: 1,
+            entries: dirty
+                .iter()
+                .map(|k| (k.0.as_str(), k.1.as_str(), self.map.get(k)))
+                .collect(),
+        };
+        let value = codec::encode(&seg)?;
+        let key = sub_key(&self.prefix, SEGMENT, &self.next_seq.to_be_bytes());
+        self.next_seq += 1;
+        self.stored_entries += dirty.len();
+        self.segments.push(key.clone());
+        Ok(Some((key, value)))
+    }
+
+    /// Saves what is left and removes `journals`, in one atomic write; first rewrites the log
+    /// as fresh segments when superseded entries outnumber live ones, when there are more
+    /// than twice as many segments as a fresh log would have (plus slack for small
+    /// incremental runs), or when schema-1 records are left. Rewriting costs one pass over
+    /// the live records and happens after at least as many writes, so it is amortised.
+    fn finish(&mut self, journals: Vec<Vec<u8>>) -> Result<(), Error> {
+        self.save()?;
+        let mut batch: Batch = journals.into_iter().map(|k| (k, None)).collect();
+        let live = self.map.len();
+        let fresh_segments = live.div_ceil(CHUNK);
+        let due = !self.legacy.is_empty()
+            || self.stored_entries > 2 * live + CHUNK
+            || self.segments.len() > 2 * fresh_segments + 16;
+        if due {
+            batch.extend(self.legacy.drain(..).map(|k| (k, None)));
+            batch.extend(self.segments.drain(..).map(|k| (k, None)));
+            let mut keys: Vec<&Key> = self.map.keys().collect();
+            keys.sort_unstable();
+            for chunk in keys.chunks(CHUNK) {
+                let seg = SegmentOut {
+                    v: 1,
+                    entries: chunk
+                        .iter()
+                        .map(|k| (k.0.as_str(), k.1.as_str(), self.map.get(*k)))
+                        .collect(),
+                };
+                let key = sub_key(&self.prefix, SEGMENT, &self.next_seq.to_be_bytes());
+                batch.push((key.clone(), Some(codec::encode(&seg)?)));
+                self.next_seq += 1;
+                self.segments.push(key);
+            }
+            self.stored_entries = live;
+        }
+        if !batch.is_empty() {
+            self.store.apply(Tree::Exports, batch)?;
+        }
+        Ok(())
     }
 }
 
@@ -232,14 +493,16 @@ fn stat_of(m: &std::fs::Metadata) -> (u64, (i64, i64), u64) {
     (m.len(), (m.mtime(), m.mtime_nsec()), m.ino())
 }
 
-impl Placed {
-    /// Whether the file at `root/rel` is still exactly what the export placed.
-    fn intact(&self, root: &Path) -> bool {
-        match std::fs::symlink_metadata(root.join(&self.rel)) {
-            Ok(m) => stat_of(&m) == (self.size, self.mtime, self.ino),
-            Err(_) => false,
-        }
-    }
+/// What the placement loop does for one wanted item.
+enum Action {
+    /// Place a new file (nothing of ours is there).
+    New,
+    /// Our file at the same path is outdated (the library file changed): replace it.
+    Replace,
+    /// Our file is elsewhere (template change): rename it.
+    Rename(String),
+    /// Our file was placed in another mode: place anew, then remove the old one.
+    Remode(String),
 }
 
 impl Engine {
@@ -256,6 +519,18 @@ impl Engine {
         &self,
         target: &ExportTarget,
         cancel: &CancellationToken,
+    ) -> Result<ExportReport, Error> {
+        self.export_inner(target, cancel, None)
+    }
+
+    /// [`Engine::export`]; `crash_after` (tests only) stops dead after that many placements,
+    /// with or without the chunk's records written, leaving the index and the target as a
+    /// crash there would.
+    fn export_inner(
+        &self,
+        target: &ExportTarget,
+        cancel: &CancellationToken,
+        crash_after: Option<(u64, bool)>,
     ) -> Result<ExportReport, Error> {
         let mut report = ExportReport {
             target: target.name.clone(),
@@ -301,112 +576,100 @@ impl Engine {
                 )));
             }
         }
+        let mode = target.mode.code();
 
         let store = self.index().store();
-        let prefix = {
-            let mut p = target.name.as_bytes().to_vec();
-            p.push(0);
-            p
-        };
-
-        // The manifest, and who holds which path.
-        let mut manifest: HashMap<Key, Placed> = HashMap::new();
-        for r in store.scan(Tree::Exports, &prefix) {
-            let (k, v) = r?;
-            let rest = &k[prefix.len()..];
-            let mut parts = rest.splitn(2, |b| *b == 0);
-            let id = parts.next().unwrap_or_default();
-            let album = parts.next().unwrap_or_default();
-            let key = (
-                String::from_utf8(id.to_vec()).map_err(corrupt)?,
-                String::from_utf8(album.to_vec()).map_err(corrupt)?,
-            );
-            let placed: Placed = serde_json::from_slice(&v).map_err(corrupt)?;
-            manifest.insert(key, placed);
-        }
+        let (mut manifest, old_journals, unsettled) = Manifest::load(store, &target.name)?;
 
         let wants = self.wanted(target)?;
         report.wanted = wants.len() as u64;
         let want_map: HashMap<&Key, &Want> = wants.iter().map(|w| (&w.key, w)).collect();
 
-        // Settle pending entries left by an interrupted run.
-        let pending: Vec<Key> = manifest
-            .iter()
-            .filter(|(_, p)| p.pending)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in pending {
-            let Some(p) = manifest.get(&key).cloned() else {
-                continue;
-            };
-            let adopted = want_map.get(&key).and_then(|w| {
-                let path = root.join(&p.rel);
+        // Settle what an interrupted run left: a file that is the item's is adopted; the
+        // record of anything else is dropped (its file, if any, is foreign from now on). A
+        // record that predates the interrupted placement (the file it replaced or renamed)
+        // is left to the intact check below.
+        for (key, rel, m) in unsettled {
+            let want = want_map.get(&key).copied();
+            let adopted = want.and_then(|w| {
+                let path = root.join(&rel);
                 let meta = std::fs::symlink_metadata(&path).ok()?;
-                is_item_file(&path, &meta, &library.join(&w.lib_rel), w, p.mode).then_some(meta)
+                is_item_file(&path, &meta, &library.join(&w.lib_rel), w, m).then_some(meta)
             });
-            match adopted {
-                Some(meta) => {
-                    let (size, mtime, ino) = stat_of(&meta);
-                    let fixed = Placed {
-                        size,
-                        mtime,
-                        ino,
-                        pending: false,
-                        ..p
-                    };
-                    store.put(
-                        Tree::Exports,
-                        &manifest_key(&target.name, &key),
-                        &serde_json::to_vec(&fixed).map_err(corrupt)?,
-                    )?;
-                    manifest.insert(key, fixed);
+            match (adopted, want) {
+                (Some(meta), Some(w)) => {
+                    manifest.set(key, Placed::new(rel, &meta, w.blake3.clone(), m));
                 }
-                None => {
-                    store.remove(Tree::Exports, &manifest_key(&target.name, &key))?;
-                    manifest.remove(&key);
+                _ => {
+                    let written_here = manifest.map.get(&key).is_some_and(|p| {
+                        p.pending
+                            || (p.rel == rel
+                                && p.mode == m
+                                && want.is_some_and(|w| w.blake3 == p.blake3))
+                    });
+                    if written_here {
+                        manifest.remove(&key);
+                    }
                 }
             }
         }
+        // The interrupted run's journals are settled; they go with the next write.
+        let mut journals = old_journals;
 
         // Entries whose file was changed or removed by someone else are forgotten: the file
         // (if any) is foreign from now on.
-        let mut intact: HashSet<Key> = HashSet::new();
-        let mut forget = Vec::new();
-        for (k, p) in &manifest {
-            if p.intact(root) {
-                intact.insert(k.clone());
-            } else {
-                forget.push(k.clone());
+        let dirty = &mut manifest.dirty;
+        manifest.map.retain(|k, p| {
+            let keep = p.intact(root);
+            if !keep {
+                dirty.push(k.clone());
             }
-        }
-        for k in forget {
-            store.remove(Tree::Exports, &manifest_key(&target.name, &k))?;
-            manifest.remove(&k);
-        }
-        let mut owner: HashMap<String, Key> = manifest
+            keep
+        });
+        let owner: HashMap<&str, &Key> = manifest
+            .map
             .iter()
-            .map(|(k, p)| (p.rel.clone(), k.clone()))
+            .map(|(k, p)| (p.rel.as_str(), k))
             .collect();
 
         // Assign final paths: first every item that may keep the name it has, then the rest
         // in (path, id) order, so the result never depends on listing order.
-        let mut assigned: HashMap<usize, String> = HashMap::new();
+        let mut assigned: Vec<Option<String>> = vec![None; wants.len()];
         let mut taken: HashSet<String> = HashSet::new();
         for (i, w) in wants.iter().enumerate() {
-            if let Some(p) = manifest.get(&w.key)
+            if let Some(p) = manifest.map.get(&w.key)
+                && p.mode == mode
                 && candidates(&w.rel, &w.key).any(|c| c == p.rel)
-                && p.mode == target.mode.code()
             {
                 taken.insert(p.rel.clone());
-                assigned.insert(i, p.rel.clone());
+                assigned[i] = Some(p.rel.clone());
             }
         }
         let mut order: Vec<usize> = (0..wants.len())
-            .filter(|i| !assigned.contains_key(i))
+            .filter(|i| assigned[*i].is_none())
             .collect();
         order.sort_by(|a, b| {
             (&wants[*a].rel, &wants[*a].key).cmp(&(&wants[*b].rel, &wants[*b].key))
         });
+        // A path in a folder that does not exist yet is free without a stat: on a first
+        // export that is every path.
+        let mut dir_exists: HashMap<String, bool> = HashMap::new();
+        let mut occupied = |rel: &str| {
+            if let Some((dir, _)) = rel.rsplit_once('/') {
+                let exists = match dir_exists.get(dir) {
+                    Some(e) => *e,
+                    None => {
+                        let e = root.join(dir).is_dir();
+                        dir_exists.insert(dir.to_string(), e);
+                        e
+                    }
+                };
+                if !exists {
+                    return false;
+                }
+            }
+            std::fs::symlink_metadata(root.join(rel)).is_ok()
+        };
         for i in order {
             let w = &wants[i];
             let mut foreign = false;
@@ -415,11 +678,11 @@ impl Engine {
                 if taken.contains(&c) {
                     continue;
                 }
-                match owner.get(&c) {
-                    Some(k) if *k == w.key => {}
+                match owner.get(c.as_str()) {
+                    Some(k) if **k == w.key => {}
                     Some(_) => continue,
                     None => {
-                        if std::fs::symlink_metadata(root.join(&c)).is_ok() {
+                        if occupied(&c) {
                             foreign = true;
                             continue;
                         }
@@ -434,7 +697,7 @@ impl Engine {
             match chosen {
                 Some(c) => {
                     taken.insert(c.clone());
-                    assigned.insert(i, c);
+                    assigned[i] = Some(c);
                 }
                 None => report.fail(format!(
                     "{}: every candidate name at {} is taken",
@@ -442,34 +705,26 @@ impl Engine {
                 )),
             }
         }
+        drop((taken, owner));
 
-        // Record intents for new placements before touching the target.
-        let mut new_items = Vec::new();
-        for (i, w) in wants.iter().enumerate() {
-            let Some(rel) = assigned.get(&i) else {
+        // What to do per item; the rest is already in place.
+        let mut todo: Vec<(usize, String, Action)> = Vec::new();
+        for (i, rel) in assigned.into_iter().enumerate() {
+            let Some(rel) = rel else {
                 continue;
             };
-            if manifest.contains_key(&w.key) {
-                continue;
-            }
-            let intent = Placed {
-                rel: rel.clone(),
-                size: 0,
-                mtime: (0, 0),
-                ino: 0,
-                blake3: w.blake3.clone(),
-                mode: target.mode.code(),
-                pending: true,
+            let w = &wants[i];
+            let action = match manifest.map.get(&w.key) {
+                None => Action::New,
+                Some(p) if p.mode != mode => Action::Remode(p.rel.clone()),
+                Some(p) if p.rel != rel => Action::Rename(p.rel.clone()),
+                Some(p) if p.blake3 == w.blake3 || w.blake3.is_none() => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Some(_) => Action::Replace,
             };
-            store.put(
-                Tree::Exports,
-                &manifest_key(&target.name, &w.key),
-                &serde_json::to_vec(&intent).map_err(corrupt)?,
-            )?;
-            new_items.push(i);
-        }
-        if !new_items.is_empty() {
-            store.flush()?;
+            todo.push((i, rel, action));
         }
 
         let mut dirs = DirCache::new(root);
@@ -479,109 +734,141 @@ impl Engine {
             mode: target.mode,
             report: &mut report,
             buf: Vec::new(),
+            tmpfile: cfg!(target_os = "linux"),
         };
 
         // Prune first, so that the folders it empties can be reused or removed.
         if target.prune {
             let stale: Vec<Key> = manifest
+                .map
                 .keys()
                 .filter(|k| !want_map.contains_key(k))
                 .cloned()
                 .collect();
             for k in stale {
-                let Some(p) = manifest.remove(&k) else {
+                let Some(rel) = manifest.map.get(&k).map(|p| p.rel.clone()) else {
                     continue;
                 };
-                let path = root.join(&p.rel);
+                let path = root.join(&rel);
                 match std::fs::remove_file(&path) {
                     Ok(()) => placer.report.pruned += 1,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("remove", &path, e)),
+                    Err(e) => {
+                        manifest.save()?;
+                        return Err(Error::io("remove", &path, e));
+                    }
                 }
-                owner.remove(&p.rel);
-                store.remove(Tree::Exports, &manifest_key(&target.name, &k))?;
-                dirs.remove_empty_parents(&path);
+                manifest.remove(&k);
+                dirs.remove_empty_parents(&rel);
             }
         }
 
-        for (i, w) in wants.iter().enumerate() {
+        // Place chunk by chunk: a journal (flushed), the files, then one segment with the
+        // chunk's records. Journals stay until the files are durable (the `syncfs` below).
+        let mut done = 0u64;
+        let mut placed_journals: Vec<Vec<u8>> = Vec::new();
+        for (seq, chunk) in todo.chunks(CHUNK).enumerate() {
             if cancel.is_cancelled() {
                 placer.report.cancelled = true;
                 break;
             }
-            let Some(rel) = assigned.get(&i) else {
-                continue;
+            let journal = JournalOut {
+                mode,
+                intents: chunk
+                    .iter()
+                    .map(|(i, rel, _)| {
+                        let k = &wants[*i].key;
+                        (k.0.as_str(), k.1.as_str(), rel.as_str())
+                    })
+                    .collect(),
             };
-            let existing = manifest.get(&w.key).filter(|p| !p.pending);
-            let dest = root.join(rel);
-            let outcome = match existing {
-                Some(p) if p.rel == *rel && p.mode == target.mode.code() => {
-                    if p.blake3 == w.blake3 || w.blake3.is_none() {
-                        placer.report.unchanged += 1;
-                        continue;
-                    }
-                    // The library file changed (re-downloaded): replace our own file.
-                    placer.place(w, &dest, &mut dirs, true)
+            let seq = u32::try_from(seq).map_err(corrupt)?;
+            let jkey = sub_key(&manifest.prefix, JOURNAL, &seq.to_be_bytes());
+            // The previous chunk's segment, the removal of settled journals and this
+            // chunk's journal in one write (in this order: an old journal may have the same
+            // key), then the one flush per chunk.
+            let mut batch: Batch = manifest
+                .segment()?
+                .map(|(k, v)| (k, Some(v)))
+                .into_iter()
+                .collect();
+            batch.extend(std::mem::take(&mut journals).into_iter().map(|k| (k, None)));
+            batch.push((jkey.clone(), Some(codec::encode(&journal)?)));
+            store.apply(Tree::Exports, batch)?;
+            store.flush()?;
+            placed_journals.push(jkey);
+
+            for (i, rel, action) in chunk {
+                if cancel.is_cancelled() {
+                    placer.report.cancelled = true;
+                    break;
                 }
-                Some(p) if p.mode == target.mode.code() => {
-                    let from = root.join(&p.rel);
-                    match dirs.ensure(&dest).and_then(|()| {
-                        std::fs::rename(&from, &dest).map_err(|e| Error::io("rename", &from, e))
-                    }) {
-                        Ok(()) => {
-                            placer.report.renamed += 1;
-                            dirs.remove_empty_parents(&from);
-                            Ok(None)
+                if let Some((n, records_written)) = crash_after
+                    && done >= n
+                {
+                    if records_written {
+                        manifest.save()?;
+                    }
+                    return Ok(placer.report.clone());
+                }
+                let w = &wants[*i];
+                let dest = root.join(rel);
+                let outcome = match action {
+                    Action::New => placer.place(w, rel, &dest, &mut dirs, false),
+                    Action::Replace => placer.place(w, rel, &dest, &mut dirs, true),
+                    Action::Rename(from_rel) => {
+                        let from = root.join(from_rel);
+                        dirs.ensure(rel)
+                            .and_then(|()| {
+                                rename_noreplace(&from, &dest)
+                                    .map_err(|e| Error::io("rename", &from, e))
+                            })
+                            .map(|()| {
+                                placer.report.renamed += 1;
+                                dirs.remove_empty_parents(from_rel);
+                                None
+                            })
+                    }
+                    Action::Remode(old_rel) => {
+                        let same = old_rel == rel;
+                        let r = placer.place(w, rel, &dest, &mut dirs, same);
+                        if r.is_ok() && !same {
+                            let _ = std::fs::remove_file(root.join(old_rel));
+                            dirs.remove_empty_parents(old_rel);
                         }
-                        Err(e) => Err(e),
+                        r
                     }
-                }
-                Some(p) => {
-                    // The mode changed: place anew, then drop the old file (ours).
-                    let old = root.join(&p.rel);
-                    let r = placer.place(w, &dest, &mut dirs, old == dest);
-                    if r.is_ok() && old != dest {
-                        let _ = std::fs::remove_file(&old);
-                        dirs.remove_empty_parents(&old);
+                };
+                match outcome {
+                    Ok(known) => {
+                        done += 1;
+                        let meta = match known {
+                            Some(meta) => meta,
+                            None => std::fs::symlink_metadata(&dest)
+                                .map_err(|e| Error::io("stat", &dest, e))?,
+                        };
+                        manifest.set(
+                            w.key.clone(),
+                            Placed::new(rel.clone(), &meta, w.blake3.clone(), mode),
+                        );
                     }
-                    r
+                    Err(e @ Error::DiskFull { .. }) => {
+                        manifest.save()?;
+                        return Err(e);
+                    }
+                    Err(e) => placer.report.fail(format!("{}: {e}", w.key.0)),
                 }
-                None => placer.place(w, &dest, &mut dirs, false),
-            };
-            match outcome {
-                Ok(known) => {
-                    let meta = match known {
-                        Some(meta) => meta,
-                        None => std::fs::symlink_metadata(&dest)
-                            .map_err(|e| Error::io("stat", &dest, e))?,
-                    };
-                    let (size, mtime, ino) = stat_of(&meta);
-                    let rec = Placed {
-                        rel: rel.clone(),
-                        size,
-                        mtime,
-                        ino,
-                        blake3: w.blake3.clone(),
-                        mode: target.mode.code(),
-                        pending: false,
-                    };
-                    store.put(
-                        Tree::Exports,
-                        &manifest_key(&target.name, &w.key),
-                        &serde_json::to_vec(&rec).map_err(corrupt)?,
-                    )?;
-                }
-                Err(e @ Error::DiskFull { .. }) => return Err(e),
-                Err(e) => {
-                    // Keep a pending intent only for brand-new placements; it is settled next run.
-                    placer.report.fail(format!("{}: {e}", w.key.0));
-                }
+            }
+            if placer.report.cancelled {
+                break;
             }
         }
         let touched = report.placed + report.renamed + report.pruned;
         if touched > 0 {
             fsops::syncfs(root)?;
         }
+        journals.extend(placed_journals);
+        manifest.finish(journals)?;
         store.flush()?;
         tracing::info!(
             target_name = %target.name,
@@ -604,21 +891,24 @@ impl Engine {
             naming::FilesystemRules::Auto => naming::FilesystemRules::Posix,
             r => r,
         };
-        let mut titles: HashMap<AlbumId, String> = HashMap::new();
-        for a in index.albums() {
-            let (id, rec) = a?;
-            titles.insert(id, rec.title);
-        }
         let f = &target.filter;
         let per_album = target.template.uses_album();
+        let by_album = per_album || !f.albums.is_empty();
+        let mut titles: HashMap<AlbumId, String> = HashMap::new();
+        if by_album {
+            for a in index.albums() {
+                let (id, rec) = a?;
+                titles.insert(id, rec.title);
+            }
+        }
         let mut out = Vec::new();
         for r in index.items() {
-            let (id, rec) = r?;
+            let (id, mut rec) = r?;
             if rec.state != ItemState::Done || rec.path.is_empty() || !selected(f, &rec, tz) {
                 continue;
             }
             let mut albums: Vec<(AlbumId, &str)> = Vec::new();
-            if per_album || !f.albums.is_empty() {
+            if by_album {
                 for a in index.item_albums(&id) {
                     let a = a?;
                     if let Some(t) = titles.get(&a)
@@ -631,31 +921,40 @@ impl Engine {
                     continue;
                 }
             }
-            let slots: Vec<(String, Option<&str>)> = if per_album && !albums.is_empty() {
-                albums
-                    .iter()
-                    .map(|(a, t)| (a.as_str().to_string(), Some(*t)))
-                    .collect()
-            } else {
-                vec![(String::new(), None)]
-            };
             let taken = rec.taken_at().map(|t| t.with_timezone(&tz));
-            for (slot, album) in slots {
-                let fields = Fields {
-                    taken,
-                    filename: &rec.filename,
-                    album,
-                    camera_make: rec.camera_make.as_deref(),
-                    camera_model: rec.camera_model.as_deref(),
-                    source: rec.source.as_str(),
-                    id: id.as_str(),
-                };
+            let render = |album: Option<&str>| {
+                target.template.render(
+                    &Fields {
+                        taken,
+                        filename: &rec.filename,
+                        album,
+                        camera_make: rec.camera_make.as_deref(),
+                        camera_model: rec.camera_model.as_deref(),
+                        source: rec.source.as_str(),
+                        id: id.as_str(),
+                    },
+                    rules,
+                )
+            };
+            if per_album && !albums.is_empty() {
+                for (a, t) in &albums {
+                    out.push(Want {
+                        rel: render(Some(t)),
+                        key: (id.as_str().to_string(), a.as_str().to_string()),
+                        lib_rel: rec.path.clone(),
+                        size: rec.size,
+                        blake3: rec.blake3.clone(),
+                        taken_ms: rec.taken_ms,
+                    });
+                }
+            } else {
+                let rel = render(None);
                 out.push(Want {
-                    rel: target.template.render(&fields, rules),
-                    key: (id.as_str().to_string(), slot),
-                    lib_rel: rec.path.clone(),
+                    rel,
+                    key: (id.0, String::new()),
+                    lib_rel: std::mem::take(&mut rec.path),
                     size: rec.size,
-                    blake3: rec.blake3.clone(),
+                    blake3: rec.blake3.take(),
                     taken_ms: rec.taken_ms,
                 });
             }
@@ -726,9 +1025,10 @@ fn is_item_file(path: &Path, meta: &std::fs::Metadata, lib: &Path, w: &Want, mod
 }
 
 /// Creates folders below the target root (never the root), remembering what exists.
+/// Keyed by relative folder (a `str` hashes faster than a `Path`).
 struct DirCache<'a> {
     root: &'a Path,
-    known: HashSet<PathBuf>,
+    known: HashSet<String>,
 }
 
 impl<'a> DirCache<'a> {
@@ -739,33 +1039,62 @@ impl<'a> DirCache<'a> {
         }
     }
 
-    fn ensure(&mut self, file: &Path) -> Result<(), Error> {
-        let Some(dir) = file.parent() else {
+    /// Makes sure the folder of `rel` exists.
+    fn ensure(&mut self, rel: &str) -> Result<(), Error> {
+        let Some((dir, _)) = rel.rsplit_once('/') else {
             return Ok(());
         };
-        if dir == self.root || self.known.contains(dir) {
+        if self.known.contains(dir) {
             return Ok(());
         }
-        if !dir.starts_with(self.root) {
+        // Rendered segments are sanitised (never empty, never starting with '.'); this
+        // guards the invariant that nothing lands outside the target.
+        if dir
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(Error::Config(format!(
-                "export path {} escapes the target",
-                file.display()
+                "export path {rel} escapes the target {}",
+                self.root.display()
             )));
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        self.known.insert(dir.to_path_buf());
+        self.create(dir)?;
+        self.known.insert(dir.to_string());
         Ok(())
     }
 
-    /// Removes folders emptied by a move or prune, up to (never including) the root.
-    fn remove_empty_parents(&mut self, file: &Path) {
-        let mut cur = file.parent();
-        while let Some(d) = cur {
-            if d == self.root || !d.starts_with(self.root) || std::fs::remove_dir(d).is_err() {
+    /// `mkdir -p` below the root that fails, rather than recreating it, if the root itself
+    /// went away (a share unmounted during the export).
+    fn create(&self, dir: &str) -> Result<(), Error> {
+        let path = self.root.join(dir);
+        match std::fs::create_dir(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.rsplit_once('/') {
+                Some((parent, _)) => {
+                    self.create(parent)?;
+                    match std::fs::create_dir(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                            Err(Error::io("create directory", &path, e))
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                None => Err(Error::io("create directory", &path, e)),
+            },
+            Err(e) => Err(Error::io("create directory", &path, e)),
+        }
+    }
+
+    /// Removes folders emptied by a move or prune of `rel`, up to (never including) the root.
+    fn remove_empty_parents(&mut self, rel: &str) {
+        let mut cur = rel;
+        while let Some((dir, _)) = cur.rsplit_once('/') {
+            if std::fs::remove_dir(self.root.join(dir)).is_err() {
                 break;
             }
-            self.known.remove(d);
-            cur = d.parent();
+            self.known.remove(dir);
+            cur = dir;
         }
     }
 }
@@ -777,24 +1106,25 @@ struct Placer<'a> {
     report: &'a mut ExportReport,
     /// Copy buffer, allocated once per export (a fresh 256 KiB per file costs an mmap).
     buf: Vec<u8>,
+    /// Copies are written to an unnamed `O_TMPFILE`; cleared on the first filesystem that
+    /// cannot do that (NFS, SMB, no `/proc`), after which named temp files are used.
+    tmpfile: bool,
 }
 
 impl Placer<'_> {
-    /// Places `w` at `dest`. `replace`: `dest` is our own file and may be overwritten.
+    /// Places `w` at `dest` (`root/rel`). `replace`: `dest` is our own file and may be
+    /// overwritten. Returns the new file's metadata when it is at hand without a stat.
     fn place(
         &mut self,
         w: &Want,
+        rel: &str,
         dest: &Path,
         dirs: &mut DirCache<'_>,
         replace: bool,
     ) -> Result<Option<std::fs::Metadata>, Error> {
         let src = self.library.join(&w.lib_rel);
-        dirs.ensure(dest)?;
+        dirs.ensure(rel)?;
         let dir = dest.parent().unwrap_or(self.root);
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let meta = match self.mode {
             ExportMode::Hardlink | ExportMode::Symlink => {
                 let link = |at: &Path| match self.mode {
@@ -802,7 +1132,7 @@ impl Placer<'_> {
                     _ => std::os::unix::fs::symlink(&src, at),
                 };
                 if replace {
-                    let tmp = dir.join(fsops::temp_name(&name));
+                    let tmp = dir.join(fsops::temp_name(file_name(dest).as_ref()));
                     link(&tmp).map_err(|e| Error::io("link", &tmp, e))?;
                     std::fs::rename(&tmp, dest).map_err(|e| {
                         let _ = std::fs::remove_file(&tmp);
@@ -815,84 +1145,109 @@ impl Placer<'_> {
                 }
                 None
             }
-            ExportMode::Copy | ExportMode::Reflink => {
-                let tmp = dir.join(fsops::temp_name(&name));
-                let meta = match self.copy_verified(w, &src, &tmp) {
-                    Ok(meta) => meta,
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(e);
-                    }
-                };
-                if !replace && std::fs::symlink_metadata(dest).is_ok() {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(Error::io(
-                        "place",
-                        dest,
-                        io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            "a file appeared at this path during the export; it was kept",
-                        ),
-                    ));
-                }
-                std::fs::rename(&tmp, dest).map_err(|e| {
-                    let _ = std::fs::remove_file(&tmp);
-                    Error::io("rename", dest, e)
-                })?;
-                Some(meta)
-            }
+            ExportMode::Copy | ExportMode::Reflink => Some(self.copy(w, &src, dir, dest, replace)?),
         };
         self.report.placed += 1;
         Ok(meta)
     }
 
-    /// Writes `tmp` as a clone or copy of `src`, checks its blake3 against the index and
-    /// gives it the capture time as mtime.
-    fn copy_verified(
+    /// Writes a verified copy of `src` at `dest`; never replaces a file unless `replace`.
+    fn copy(
         &mut self,
         w: &Want,
         src: &Path,
-        tmp: &Path,
+        dir: &Path,
+        dest: &Path,
+        replace: bool,
     ) -> Result<std::fs::Metadata, Error> {
-        let mut input = std::fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
-        let mut out = std::fs::OpenOptions::new()
+        if self.tmpfile && !replace {
+            match open_unnamed(dir) {
+                Ok(out) => {
+                    let meta = self.fill(w, src, &out, dest)?;
+                    match link_unnamed(&out, dest) {
+                        Ok(()) => return Ok(meta),
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            return Err(appeared(dest));
+                        }
+                        // No usable /proc: fall back to a named temp file.
+                        Err(_) => self.tmpfile = false,
+                    }
+                }
+                Err(e) if no_tmpfile(&e) => self.tmpfile = false,
+                Err(e) => return Err(Error::io("create", dir, e)),
+            }
+        }
+        let tmp = dir.join(fsops::temp_name(file_name(dest).as_ref()));
+        let result = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
-            .open(tmp)
-            .map_err(|e| Error::io("create", tmp, e))?;
+            .open(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))
+            .and_then(|out| self.fill(w, src, &out, &tmp))
+            .and_then(|meta| {
+                let named = if replace {
+                    std::fs::rename(&tmp, dest)
+                } else {
+                    rename_noreplace(&tmp, dest)
+                };
+                match named {
+                    Ok(()) => Ok(meta),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(appeared(dest)),
+                    Err(e) => Err(Error::io("rename", dest, e)),
+                }
+            });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Fills `out` with a clone or copy of `src`, checks its blake3 against the index and
+    /// gives it the capture time as mtime. Copies are hashed as they are written (one read
+    /// of the source); clones are read back, since their blocks were never read.
+    fn fill(
+        &mut self,
+        w: &Want,
+        src: &Path,
+        out: &std::fs::File,
+        shown: &Path,
+    ) -> Result<std::fs::Metadata, Error> {
+        let input = std::fs::File::open(src).map_err(|e| Error::io("open", src, e))?;
         let cloned = self.mode == ExportMode::Reflink && {
-            let ok = reflink(&input, &out).is_ok();
+            let ok = reflink(&input, out).is_ok();
             if !ok {
                 self.report.reflink_fallbacks += 1;
             }
             ok
         };
-        let (size, hash) = if cloned {
-            // The clone shares the library's blocks; reading it back checks what the target
-            // now holds.
-            fsops::hash_file(tmp).map_err(|e| Error::io("read back", tmp, e))?
-        } else {
-            let mut h = blake3::Hasher::new();
-            if self.buf.is_empty() {
-                self.buf = vec![0u8; 256 * 1024];
+        let mut h = blake3::Hasher::new();
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; 256 * 1024];
+        }
+        let buf = &mut self.buf;
+        let mut size = 0u64;
+        let (mut from, what): (&std::fs::File, _) =
+            if cloned { (out, shown) } else { (&input, src) };
+        loop {
+            let k = from.read(buf).map_err(|e| Error::io("read", what, e))?;
+            if k == 0 {
+                break;
             }
-            let buf = &mut self.buf;
-            let mut n = 0u64;
-            loop {
-                let k = input.read(buf).map_err(|e| Error::io("read", src, e))?;
-                if k == 0 {
-                    break;
-                }
-                h.update(&buf[..k]);
-                out.write_all(&buf[..k])
-                    .map_err(|e| Error::io("write", tmp, e))?;
-                n += k as u64;
+            h.update(&buf[..k]);
+            if !cloned {
+                (&*out)
+                    .write_all(&buf[..k])
+                    .map_err(|e| Error::io("write", shown, e))?;
             }
-            self.report.bytes_copied += n;
-            (n, h.finalize().to_hex().to_string())
-        };
+            size += k as u64;
+        }
+        if !cloned {
+            self.report.bytes_copied += size;
+        }
+        let hash = h.finalize();
         if let Some(expected) = &w.blake3
-            && *expected != hash
+            && hash.to_hex().as_str() != expected.as_str()
         {
             return Err(Error::io(
                 "verify",
@@ -900,7 +1255,8 @@ impl Placer<'_> {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "blake3 {hash} differs from the index ({expected}); run `verify --deep`"
+                        "blake3 {} differs from the index ({expected}); run `verify --deep`",
+                        hash.to_hex()
                     ),
                 ),
             ));
@@ -919,10 +1275,125 @@ impl Placer<'_> {
                 .and_then(|m| m.modified())
                 .map_err(|e| Error::io("stat", src, e))?,
         };
-        fsops::set_times(&out, mtime).map_err(|e| Error::io("set mtime", tmp, e))?;
-        // Inode, size and mtime survive the rename: no second stat of the placed file.
-        out.metadata().map_err(|e| Error::io("stat", tmp, e))
+        fsops::set_times(out, mtime).map_err(|e| Error::io("set mtime", shown, e))?;
+        // Inode, size and mtime survive naming the file: no second stat of the placed file.
+        out.metadata().map_err(|e| Error::io("stat", shown, e))
     }
+}
+
+fn file_name(p: &Path) -> std::borrow::Cow<'_, str> {
+    p.file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default()
+}
+
+fn appeared(dest: &Path) -> Error {
+    Error::io(
+        "place",
+        dest,
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a file appeared at this path during the export; it was kept",
+        ),
+    )
+}
+
+/// Opens an unnamed file in `dir` (`O_TMPFILE`): it vanishes with the process unless named.
+fn open_unnamed(dir: &Path) -> io::Result<std::fs::File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+/// Whether `open_unnamed` failed because the filesystem or kernel cannot do it at all.
+fn no_tmpfile(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+        )
+}
+
+/// Gives the unnamed `file` the name `dest`; fails with `AlreadyExists` rather than replace.
+#[allow(unsafe_code)]
+fn link_unnamed(file: &std::fs::File, dest: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc path does not.
+        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        let to = CString::new(dest.as_os_str().as_bytes())?;
+        // SAFETY: both pointers are NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, dest);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (`AlreadyExists` then). Filesystems without
+/// `RENAME_NOREPLACE` get a check before a plain rename, the best they allow.
+#[allow(unsafe_code)]
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let f = CString::new(from.as_os_str().as_bytes())?;
+        let t = CString::new(to.as_os_str().as_bytes())?;
+        // SAFETY: both pointers are NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+        ) {
+            return Err(e);
+        }
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    std::fs::rename(from, to)
 }
 
 /// `ioctl(FICLONE)`: makes `dst` share `src`'s blocks (btrfs, XFS with reflink, bcachefs).
@@ -953,20 +1424,270 @@ fn reflink(src: &std::fs::File, dst: &std::fs::File) -> io::Result<()> {
 impl Engine {
     /// Relative paths the export `target` has placed, per media id (sorted).
     pub fn export_manifest(&self, target: &str) -> Result<Vec<(MediaId, String)>, Error> {
-        let mut prefix = target.as_bytes().to_vec();
-        prefix.push(0);
-        let mut out = Vec::new();
-        for r in self.index().store().scan(Tree::Exports, &prefix) {
-            let (k, v) = r?;
-            let rest = &k[prefix.len()..];
-            let id = rest.split(|b| *b == 0).next().unwrap_or_default();
-            let placed: Placed = serde_json::from_slice(&v).map_err(corrupt)?;
-            out.push((
-                MediaId(String::from_utf8(id.to_vec()).map_err(corrupt)?),
-                placed.rel,
-            ));
-        }
+        let (m, _, _) = Manifest::load(self.index().store(), target)?;
+        let mut out: Vec<(MediaId, String)> = m
+            .map
+            .into_iter()
+            .map(|((id, _), p)| (MediaId(id), p.rel))
+            .collect();
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::{EngineConfig, LocalDirSource, NoProgress, Source, SyncOptions};
+
+    struct Lib {
+        _tmp: tempfile::TempDir,
+        out: PathBuf,
+        engine: Engine,
+    }
+
+    /// A library of `n` photos, a day apart, synced from a plain folder.
+    async fn library(n: usize) -> Lib {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        let out = tmp.path().join("nas");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        for i in 0..n {
+            let p = src.join(format!("IMG_{i}.jpg"));
+            std::fs::write(&p, format!("photo {i}")).unwrap();
+            let f = std::fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(UNIX_EPOCH + Duration::from_secs(1_600_000_000 + i as u64 * 86_400))
+                .unwrap();
+        }
+        let engine = Engine::open(EngineConfig::new(
+            tmp.path().join("lib"),
+            tmp.path().join("state"),
+        ))
+        .unwrap();
+        let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(&src))];
+        let r = engine
+            .sync(
+                &sources,
+                SyncOptions::default(),
+                Arc::new(NoProgress),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.downloaded as usize, n, "{:?}", r.errors);
+        Lib {
+            _tmp: tmp,
+            out,
+            engine,
+        }
+    }
+
+    fn target(lib: &Lib, template: &str, mode: ExportMode) -> ExportTarget {
+        let mut t = ExportTarget::new("nas", &lib.out, Template::parse(template).unwrap());
+        t.mode = mode;
+        t
+    }
+
+    /// Every file under `root` (relative), temp files included.
+    fn files(root: &Path) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(root, root, &mut out);
+        out.sort();
+        out
+    }
+
+    fn keys(lib: &Lib, kind: [u8; 2]) -> usize {
+        let store = lib.engine.index().store();
+        store
+            .scan(Tree::Exports, &sub_key(b"nas\0", kind, &[]))
+            .count()
+    }
+
+    #[test]
+    fn placed_records_are_pinned_and_never_read_as_json() {
+        let p = Placed {
+            mode: 'h',
+            rel: "2020/a.jpg".into(),
+            size: 5,
+            mtime: (1_600_000_000, 7),
+            ino: 300,
+            blake3: Some(blake3::hash(b"alpha").to_hex().to_string()),
+            pending: false,
+        };
+        let bytes = codec::encode(&p).unwrap();
+        let mut expected = vec![1, b'h', 10];
+        expected.extend_from_slice(b"2020/a.jpg");
+        // size 5; mtime as zigzag varints (1_600_000_000 → 3_200_000_000, 7 → 14); ino 300.
+        expected.extend_from_slice(&[5, 0x80, 0xC0, 0xF0, 0xF5, 0x0B, 14, 0xAC, 0x02, 1]);
+        expected.extend_from_slice(blake3::hash(b"alpha").as_bytes());
+        expected.push(0);
+        assert_eq!(bytes, expected);
+        assert_eq!(codec::decode::<Placed>("exports", &bytes).unwrap(), p);
+        // A record written by schema 1 (JSON, hex hash, pending flag) still reads.
+        let json = format!(
+            r#"{{"p":"2020/a.jpg","s":5,"m":[1600000000,7],"i":300,"h":"{}","k":"h","w":true}}"#,
+            blake3::hash(b"alpha").to_hex()
+        );
+        let old: Placed = codec::decode("exports", json.as_bytes()).unwrap();
+        assert_eq!(old, Placed { pending: true, ..p });
+        // A path of 123 bytes would start a record with '{' if the path came first.
+        let long = Placed {
+            rel: "x".repeat(123),
+            ..old
+        };
+        assert_eq!(codec::encode(&long).unwrap()[0], 1);
+    }
+
+    /// An export stopped dead after two placements (as a crash would leave it), then run
+    /// again: every file is adopted under its own name, none is duplicated or orphaned.
+    async fn crash_then_resume(mode: ExportMode, records_written: bool) {
+        let lib = library(5).await;
+        let t = target(&lib, "{year}/{month}/{filename}", mode);
+        let r = lib
+            .engine
+            .export_inner(&t, &CancellationToken::new(), Some((2, records_written)))
+            .unwrap();
+        assert_eq!(r.placed, 2);
+        assert_eq!(files(&lib.out).len(), 2);
+        assert_eq!(keys(&lib, JOURNAL), 1, "the journal survives the crash");
+
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!(
+            (r.placed, r.foreign_kept, r.failed, r.unchanged),
+            (3, 0, 0, 2),
+            "{mode:?} records_written={records_written}: {r:?}"
+        );
+        let on_disk = files(&lib.out);
+        let recorded: Vec<String> = lib
+            .engine
+            .export_manifest("nas")
+            .unwrap()
+            .into_iter()
+            .map(|(_, rel)| rel)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(on_disk, recorded, "{mode:?}: disk and manifest agree");
+        let mut names: Vec<&str> = on_disk.iter().map(|f| &f[f.len() - 9..]).collect();
+        names.sort_unstable();
+        // Five files, none under a suffixed name, no temp file.
+        assert_eq!(
+            names,
+            [
+                "IMG_0.jpg",
+                "IMG_1.jpg",
+                "IMG_2.jpg",
+                "IMG_3.jpg",
+                "IMG_4.jpg"
+            ],
+            "{on_disk:?}"
+        );
+        assert_eq!(keys(&lib, JOURNAL), 0);
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!((r.placed, r.unchanged), (0, 5), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_copy_export_is_adopted_not_duplicated() {
+        crash_then_resume(ExportMode::Copy, false).await;
+        crash_then_resume(ExportMode::Copy, true).await;
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_hardlink_export_is_adopted_not_duplicated() {
+        crash_then_resume(ExportMode::Hardlink, false).await;
+        crash_then_resume(ExportMode::Hardlink, true).await;
+    }
+
+    #[tokio::test]
+    async fn a_damaged_copy_left_by_a_crash_is_not_adopted() {
+        let lib = library(3).await;
+        let t = target(&lib, "{filename}", ExportMode::Copy);
+        lib.engine
+            .export_inner(&t, &CancellationToken::new(), Some((3, true)))
+            .unwrap();
+        // What a crash before the syncfs can do to a copy: same size, other bytes.
+        let victim = lib.out.join("IMG_1.jpg");
+        let len = std::fs::metadata(&victim).unwrap().len() as usize;
+        std::fs::write(&victim, vec![0u8; len]).unwrap();
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        // The damaged file is no longer ours (kept, never deleted); the item is placed anew.
+        assert_eq!((r.placed, r.foreign_kept, r.unchanged), (1, 1, 2), "{r:?}");
+        assert_eq!(std::fs::read(&victim).unwrap(), vec![0u8; len]);
+        let manifest = lib.engine.export_manifest("nas").unwrap();
+        assert!(
+            manifest.iter().all(|(_, rel)| rel != "IMG_1.jpg"),
+            "{manifest:?}"
+        );
+        assert_eq!(files(&lib.out).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn schema_1_records_are_read_then_folded_into_segments() {
+        let lib = library(3).await;
+        let t = target(&lib, "{year}/{filename}", ExportMode::Hardlink);
+        lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        // Rewrite the manifest as schema 1 did: one JSON record per placement, the last one
+        // still pending.
+        let store = lib.engine.index().store();
+        let (m, _, _) = Manifest::load(store, "nas").unwrap();
+        let mut batch: Batch = m.segments.iter().map(|k| (k.clone(), None)).collect();
+        let mut entries: Vec<_> = m.map.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (n, ((id, album), p)) in entries.into_iter().enumerate() {
+            let mut key = b"nas\0".to_vec();
+            key.extend_from_slice(id.as_bytes());
+            key.push(0);
+            key.extend_from_slice(album.as_bytes());
+            let mut old = p.clone();
+            old.pending = n == 2;
+            batch.push((key, Some(serde_json::to_vec(&old).unwrap())));
+        }
+        store.apply(Tree::Exports, batch).unwrap();
+        assert_eq!(keys(&lib, SEGMENT), 0);
+
+        let before = files(&lib.out);
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!((r.placed, r.unchanged, r.foreign_kept), (0, 3, 0), "{r:?}");
+        assert_eq!(files(&lib.out), before);
+        // Only segments are left under the target's prefix.
+        let all = store.scan(Tree::Exports, b"nas\0").count();
+        assert_eq!((all, keys(&lib, SEGMENT)), (1, 1));
+        assert_eq!(lib.engine.export_manifest("nas").unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_segment_log_stays_bounded_across_many_runs() {
+        let lib = library(4).await;
+        let a = target(&lib, "{year}/{filename}", ExportMode::Hardlink);
+        let b = target(&lib, "{year}-{month}/{filename}", ExportMode::Hardlink);
+        let mut most = 0;
+        for run in 0..40 {
+            let t = if run % 2 == 0 { &a } else { &b };
+            let r = lib.engine.export(t, &CancellationToken::new()).unwrap();
+            assert_eq!(r.placed + r.renamed, 4, "run {run}: {r:?}");
+            most = most.max(keys(&lib, SEGMENT));
+        }
+        // One fresh segment holds 4 records: at most 2 × 1 + 16 + the one written last.
+        assert!(most <= 19, "{most} segments");
+        let (m, _, _) = Manifest::load(lib.engine.index().store(), "nas").unwrap();
+        assert!(m.stored_entries <= 2 * 4 + CHUNK, "{}", m.stored_entries);
+        assert_eq!(files(&lib.out).len(), 4);
+        assert!(files(&lib.out).iter().all(|f| f.contains('-')));
     }
 }
