@@ -188,6 +188,12 @@ pub async fn run_cycle(
     let outcome = crate::export_cmd::after_cycle(config, &export_engine, outcome, &export_cancel);
     drop(export_engine);
     // --- end of export ---
+    // The cycle's last handle on the index is gone: a first sync that wrote every record
+    // several times leaves sled's log several times the live data; compact it now rather
+    // than at the next open.
+    if let Err(err) = Engine::maintain_index(&engine_config(config)) {
+        tracing::warn!("index maintenance skipped: {err}");
+    }
     // Structured fields become journal fields (RUN_ID, OUTCOME, …) under journald.
     let duration_s = started.elapsed().as_secs();
     match &outcome {

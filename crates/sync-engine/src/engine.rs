@@ -31,7 +31,7 @@ const CHECKPOINT_ITEMS: u64 = 1000;
 /// In batch durability, commit after this many completed files; flush the index as often.
 const BATCH_COMMIT: usize = 64;
 /// Owner prefix of paths found by `reindex` that no item has claimed yet.
-const ORPHAN: &str = "orphan:";
+use crate::index::ORPHAN_PREFIX as ORPHAN;
 /// Owner prefix of album folder claims.
 const ALBUM_OWNER: &str = "album:";
 /// Fresh URLs fetched for one file in one run before giving up on it.
@@ -116,6 +116,14 @@ impl Engine {
             .map_err(|e| Error::io("create directory", &config.state_dir, e))?;
         let store = SledStore::open(&index_dir)?;
         Engine::open_with_store(config, Arc::new(store))
+    }
+
+    /// Compacts the index of `config` if a run grew its log (see [`SledStore`]): what
+    /// [`Engine::open`] would do at the next open, done now, so that the next run (or a
+    /// `status` while the daemon idles) does not pay for it. Call with no engine open on
+    /// the same state directory.
+    pub fn maintain_index(config: &EngineConfig) -> Result<(), Error> {
+        SledStore::open(&config.state_dir.join("index")).map(drop)
     }
 
     /// Like [`Engine::open`], on a store the caller opened: a wrapper that counts or injects
@@ -597,10 +605,8 @@ impl Engine {
                 let rel = format!("{dir}/{cand}");
                 let ck = naming::claim_key(&rel, self.rules);
                 let owner = self.index.path_owner(&ck)?;
-                let free = match owner.as_deref() {
-                    Some(o) if o == id.as_str() => true,
-                    Some(o) if o.starts_with(ORPHAN) => true,
-                    Some(_) => false,
+                let free = match owner {
+                    Some(o) => o.is(id.as_str()) || o.is_orphan(),
                     None => true,
                 };
                 if !free {
@@ -1103,7 +1109,7 @@ impl Engine {
             let owner = format!("{ALBUM_OWNER}{id}");
             let ck = naming::claim_key(&dir, self.rules);
             match self.index.path_owner(&ck)? {
-                Some(o) if o != owner => {
+                Some(o) if !o.is(&owner) => {
                     dir = format!(
                         "albums/{year}/{}",
                         naming::suffixed_name(&comp, id.as_str(), 8)
@@ -1330,8 +1336,8 @@ impl Engine {
             }
         }
         s.pending += self.index.store().len(Tree::Unplaced) as u64;
-        for r in self.index.paths() {
-            if r?.1.starts_with(ORPHAN) {
+        for r in self.index.path_owners() {
+            if r?.is_orphan() {
                 s.orphans += 1;
             }
         }

@@ -41,6 +41,7 @@ pub enum ItemState {
 
 /// One item as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredItem", into = "StoredItem")]
 pub struct ItemRecord {
     /// Source it came from.
     #[serde(rename = "k")]
@@ -90,6 +91,113 @@ pub struct ItemRecord {
     /// Lifecycle state.
     #[serde(rename = "st")]
     pub state: ItemState,
+}
+
+/// [`ItemRecord`] as encoded: the original file name is left out when it is the last
+/// component of the path (most items), and restored from it on reading.
+#[derive(Serialize, Deserialize)]
+struct StoredItem {
+    /// Source it came from.
+    #[serde(rename = "k")]
+    source: SourceKind,
+    /// Relative path in the library; empty while unplaced. Never changes once set.
+    #[serde(rename = "p", default)]
+    path: String,
+    /// Original file name, unless it equals the path's last component.
+    #[serde(rename = "n", default)]
+    filename: Option<String>,
+    /// MIME type.
+    #[serde(rename = "m")]
+    mime_type: String,
+    /// Capture time, ms since the epoch.
+    #[serde(rename = "t", default)]
+    taken_ms: Option<i64>,
+    /// Size the source announced (if any).
+    #[serde(rename = "x", default)]
+    expected_size: Option<u64>,
+    /// Size of the file in the library.
+    #[serde(rename = "s", default)]
+    size: Option<u64>,
+    /// blake3 of the file in the library (hex).
+    #[serde(rename = "h", default, with = "crate::codec::hash")]
+    blake3: Option<String>,
+    /// Favourite.
+    #[serde(rename = "f", default)]
+    favorite: bool,
+    /// Archived.
+    #[serde(rename = "a", default)]
+    archived: bool,
+    /// Latitude.
+    #[serde(rename = "la", default)]
+    latitude: Option<f64>,
+    /// Longitude.
+    #[serde(rename = "lo", default)]
+    longitude: Option<f64>,
+    /// Camera make.
+    #[serde(rename = "cm", default)]
+    camera_make: Option<String>,
+    /// Camera model.
+    #[serde(rename = "cn", default)]
+    camera_model: Option<String>,
+    /// Description.
+    #[serde(rename = "de", default)]
+    description: Option<String>,
+    /// Lifecycle state.
+    #[serde(rename = "st")]
+    state: ItemState,
+}
+
+fn last_component(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+impl From<ItemRecord> for StoredItem {
+    fn from(r: ItemRecord) -> Self {
+        let implied = !r.path.is_empty() && last_component(&r.path) == r.filename;
+        StoredItem {
+            source: r.source,
+            filename: (!implied).then_some(r.filename),
+            path: r.path,
+            mime_type: r.mime_type,
+            taken_ms: r.taken_ms,
+            expected_size: r.expected_size,
+            size: r.size,
+            blake3: r.blake3,
+            favorite: r.favorite,
+            archived: r.archived,
+            latitude: r.latitude,
+            longitude: r.longitude,
+            camera_make: r.camera_make,
+            camera_model: r.camera_model,
+            description: r.description,
+            state: r.state,
+        }
+    }
+}
+
+impl From<StoredItem> for ItemRecord {
+    fn from(s: StoredItem) -> Self {
+        ItemRecord {
+            source: s.source,
+            filename: s
+                .filename
+                .unwrap_or_else(|| last_component(&s.path).to_owned()),
+            path: s.path,
+            mime_type: s.mime_type,
+            taken_ms: s.taken_ms,
+            expected_size: s.expected_size,
+            size: s.size,
+            blake3: s.blake3,
+            favorite: s.favorite,
+            archived: s.archived,
+            latitude: s.latitude,
+            longitude: s.longitude,
+            camera_make: s.camera_make,
+            camera_model: s.camera_model,
+            description: s.description,
+            state: s.state,
+        }
+    }
 }
 
 impl ItemRecord {
@@ -199,6 +307,76 @@ pub struct CursorRecord {
     pub last_full_ms: Option<i64>,
 }
 
+/// Who holds a path: a kind tag and a 64-bit hash of the owner string.
+///
+/// Claims are the biggest tree after items, and sled's cost per entry grows with key and
+/// value length, so a claim is stored as 8 + 9 bytes instead of the path and the owner's
+/// ~100-character media id. Callers only ever ask "is it this owner?", "is it an orphan?" or
+/// "is it claimed at all?". A 64-bit collision between two owners is the only way to be
+/// wrong (about 1 in 10^19 per comparison), and two paths sharing a hash make a name look
+/// taken, so the item gets a suffixed name instead: never an overwrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathOwner {
+    orphan: bool,
+    hash: [u8; 8],
+}
+
+const OWNER_TAG: u8 = b'i';
+const ORPHAN_TAG: u8 = b'o';
+/// Owners beginning with this are files found on disk that no item claims (`reindex`).
+pub const ORPHAN_PREFIX: &str = "orphan:";
+
+fn hash8(s: &str) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&blake3::hash(s.as_bytes()).as_bytes()[..8]);
+    out
+}
+
+/// The key of a claimed path in [`Tree::Claims`].
+fn claim_hash(claim: &str) -> [u8; 8] {
+    hash8(claim)
+}
+
+impl PathOwner {
+    /// The owner value for `owner`.
+    pub fn of(owner: &str) -> Self {
+        PathOwner {
+            orphan: owner.starts_with(ORPHAN_PREFIX),
+            hash: hash8(owner),
+        }
+    }
+
+    /// Whether this claim belongs to `owner`.
+    pub fn is(&self, owner: &str) -> bool {
+        *self == PathOwner::of(owner)
+    }
+
+    /// Whether the path is a file found on disk that no item claimed.
+    pub fn is_orphan(&self) -> bool {
+        self.orphan
+    }
+
+    fn to_bytes(self) -> [u8; 9] {
+        let mut out = [0u8; 9];
+        out[0] = if self.orphan { ORPHAN_TAG } else { OWNER_TAG };
+        out[1..].copy_from_slice(&self.hash);
+        out
+    }
+
+    fn from_bytes(b: &[u8]) -> Result<Self, Error> {
+        let corrupt = || Error::Corrupt {
+            tree: "claims",
+            detail: format!("a claim of {} bytes", b.len()),
+        };
+        let (&tag, rest) = b.split_first().ok_or_else(corrupt)?;
+        let hash = <[u8; 8]>::try_from(rest).map_err(|_| corrupt())?;
+        Ok(PathOwner {
+            orphan: tag == ORPHAN_TAG,
+            hash,
+        })
+    }
+}
+
 /// Typed access to the index.
 #[derive(Clone)]
 pub struct Index {
@@ -286,6 +464,28 @@ impl Index {
             self.reencode::<PendingRecord>(Tree::Pending, "pending")?;
             self.reencode::<AlbumRecord>(Tree::Albums, "albums")?;
             self.store.flush()?;
+            // Path claims move to hashed keys in their own tree. Re-running after a crash
+            // re-inserts the same entries; the old tree is cleared only at the end.
+            const BATCH: usize = 1000;
+            let mut batch = Vec::with_capacity(BATCH);
+            for r in self.store.scan(Tree::Paths, b"") {
+                let (claim, owner) = r?;
+                let claim = utf8("paths", &claim)?;
+                let owner = utf8("paths", &owner)?;
+                batch.push((
+                    claim_hash(&claim).to_vec(),
+                    Some(PathOwner::of(&owner).to_bytes().to_vec()),
+                ));
+                if batch.len() == BATCH {
+                    self.store.apply(Tree::Claims, std::mem::take(&mut batch))?;
+                }
+            }
+            if !batch.is_empty() {
+                self.store.apply(Tree::Claims, batch)?;
+            }
+            self.store.flush()?;
+            self.store.clear(Tree::Paths)?;
+            self.store.flush()?;
         }
         Ok(())
     }
@@ -357,30 +557,32 @@ impl Index {
     }
 
     /// Who claims a path key.
-    pub fn path_owner(&self, claim: &str) -> Result<Option<String>, Error> {
+    pub fn path_owner(&self, claim: &str) -> Result<Option<PathOwner>, Error> {
         self.store
-            .get(Tree::Paths, claim.as_bytes())?
-            .map(|v| utf8("paths", &v))
+            .get(Tree::Claims, &claim_hash(claim))?
+            .map(|v| PathOwner::from_bytes(&v))
             .transpose()
     }
 
-    /// Claims a path key for an owner.
+    /// Claims a path key for an owner (a media id, or a tagged owner such as `orphan:…`).
     pub fn claim_path(&self, claim: &str, owner: &str) -> Result<(), Error> {
-        self.store
-            .put(Tree::Paths, claim.as_bytes(), owner.as_bytes())
+        self.store.put(
+            Tree::Claims,
+            &claim_hash(claim),
+            &PathOwner::of(owner).to_bytes(),
+        )
     }
 
     /// Releases a path claim.
     pub fn release_path(&self, claim: &str) -> Result<(), Error> {
-        self.store.remove(Tree::Paths, claim.as_bytes())
+        self.store.remove(Tree::Claims, &claim_hash(claim))
     }
 
-    /// All path claims.
-    pub fn paths(&self) -> impl Iterator<Item = Result<(String, String), Error>> + '_ {
-        self.store.scan(Tree::Paths, b"").map(|r| {
-            let (k, v) = r?;
-            Ok((utf8("paths", &k)?, utf8("paths", &v)?))
-        })
+    /// Every path claim's owner (in no useful order: keys are hashes).
+    pub fn path_owners(&self) -> impl Iterator<Item = Result<PathOwner, Error>> + '_ {
+        self.store
+            .scan(Tree::Claims, b"")
+            .map(|r| PathOwner::from_bytes(&r?.1))
     }
 
     /// Queues an item for naming under `desired` (grouped by `claim`).
@@ -625,9 +827,9 @@ mod tests {
         assert_eq!(
             hex,
             "002c70686f746f732f323032332f30382f50584c5f32303233303831355f3132333435363738392e4d50\
-             2e6a70671d50584c5f32303233303831355f3132333435363738392e4d502e6a70670a696d6167652f6a\
-             7065670180a68993bf62000195fed201013ae7d805f6789a6402acb70ad4096a85a56bf6804eaf25c049\
-             3ac697548d30b5000000000106476f6f676c650107506978656c20370002"
+             2e6a7067000a696d6167652f6a7065670180a68993bf62000195fed201013ae7d805f6789a6402acb70a\
+             d4096a85a56bf6804eaf25c0493ac697548d30b5000000000106476f6f676c650107506978656c203700\
+             02"
         );
         let pending = PendingRecord {
             attempts: 3,
@@ -673,6 +875,31 @@ mod tests {
         .map(|s| enc(s).unwrap()[0])
         .collect();
         assert_eq!(states, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_file_name_is_stored_only_when_the_path_does_not_imply_it() {
+        let (_, mut rec) = typical_item();
+        let implied = enc(&rec).unwrap();
+        assert_eq!(dec::<ItemRecord>("items", &implied).unwrap(), rec);
+
+        // A suffixed name, an unplaced item, an empty original name: all kept as they were.
+        rec.path = "photos/2023/08/PXL_20230815_123456789.MP_1a2b3c4d.jpg".into();
+        let suffixed = enc(&rec).unwrap();
+        // 9 more path bytes, then the name with its length byte.
+        assert_eq!(suffixed.len(), implied.len() + 9 + 1 + rec.filename.len());
+        assert_eq!(dec::<ItemRecord>("items", &suffixed).unwrap(), rec);
+        rec.path = String::new();
+        assert_eq!(
+            dec::<ItemRecord>("items", &enc(&rec).unwrap()).unwrap(),
+            rec
+        );
+        rec.path = "photos/2023/08/unnamed".into();
+        rec.filename = String::new();
+        assert_eq!(
+            dec::<ItemRecord>("items", &enc(&rec).unwrap()).unwrap(),
+            rec
+        );
     }
 
     #[test]

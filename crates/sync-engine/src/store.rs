@@ -3,7 +3,7 @@
 //! Keeping the index behind this trait means the engine never touches sled types, so the
 //! backend can be swapped (or wrapped for fault injection) without touching the sync logic.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
@@ -14,7 +14,7 @@ pub enum Tree {
     Meta,
     /// media id → item record.
     Items,
-    /// claimed relative path (case-folded on NTFS) → media id (or `orphan:` for reindexed files).
+    /// Schema ≤ 2: claimed relative path → owner. Read only by the migration to [`Tree::Claims`].
     Paths,
     /// desired path \0 media id → desired path, for items not yet given a name.
     Unplaced,
@@ -32,11 +32,14 @@ pub enum Tree {
     Runs,
     /// export target \0 media id \0 album id → what the export placed (see `export.rs`).
     Exports,
+    /// 8-byte hash of a claimed relative path (case-folded on NTFS) → owner kind + 8-byte
+    /// hash of the owner (see `index::PathOwner`).
+    Claims,
 }
 
 impl Tree {
     /// All trees, in a fixed order.
-    pub const ALL: [Tree; 11] = [
+    pub const ALL: [Tree; 12] = [
         Tree::Meta,
         Tree::Items,
         Tree::Paths,
@@ -48,6 +51,7 @@ impl Tree {
         Tree::Cursors,
         Tree::Runs,
         Tree::Exports,
+        Tree::Claims,
     ];
 
     /// Stable name on disk.
@@ -64,6 +68,7 @@ impl Tree {
             Tree::Cursors => "cursors",
             Tree::Runs => "runs",
             Tree::Exports => "exports",
+            Tree::Claims => "claims",
         }
     }
 }
@@ -93,6 +98,8 @@ pub trait Store: Send + Sync {
     ) -> Box<dyn Iterator<Item = Result<Entry, Error>> + Send + 'a>;
     /// Number of keys in a tree.
     fn len(&self, tree: Tree) -> usize;
+    /// Removes every key of a tree.
+    fn clear(&self, tree: Tree) -> Result<(), Error>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), Error>;
     /// Bytes used on disk, for status.
@@ -100,42 +107,249 @@ pub trait Store: Send + Sync {
 }
 
 /// sled-backed [`Store`].
+///
+/// sled is log-structured: every write appends, and its cleaner reclaims old page versions
+/// lazily, so a first sync that writes each record several times leaves the log several times
+/// larger than the live data. [`SledStore::open`] therefore compacts: when the log has grown
+/// past twice its size after the last compaction, the live data is copied into a fresh
+/// database that replaces the old one (see [`compact`] for the crash-safe swap).
 pub struct SledStore {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// `index.lock` next to the database, held while the store is open: sled's own lock is
+    /// released when the database closes, and a compaction must close it before the swap.
+    _lock: std::fs::File,
 }
 
 /// sled's page cache limit: the index stays bounded in memory whatever the library size.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Store-level bookkeeping key in the meta tree (the index's own keys are plain words).
+const COMPACTED_BYTES_KEY: &[u8] = b"store.compacted_bytes";
+
+/// Compact when the log is larger than this percentage of its size after the last compaction
+/// (plus [`COMPACT_SLACK`]): bounded disk use without rewriting the index on every open.
+/// Copying is cheap (about 2 s per 100,000 items), so the bound can be tight.
+const COMPACT_FACTOR_PERCENT: u64 = 150;
+const COMPACT_SLACK: u64 = 1024 * 1024;
+
+/// Entries copied per batch while compacting: memory stays flat whatever the index size.
+const COMPACT_BATCH: usize = 4096;
+
 impl SledStore {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir`, finishing or discarding an interrupted
+    /// compaction, and compacting first if the log has grown (see the type's docs).
     pub fn open(dir: &Path) -> Result<Self, Error> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            // No background flusher: its thread would keep the database (and its file lock)
-            // alive after the last handle is dropped, so a re-open right after close would see
-            // IndexLocked. The engine flushes explicitly at checkpoints; what a crash loses
-            // since the last one is re-adopted from the library tree without download.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if is_lock_error(&io) => Error::IndexLocked {
+        let siblings = Siblings::of(dir)?;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("create directory", parent, e))?;
+        }
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&siblings.lock)
+            .map_err(|e| Error::io("open", &siblings.lock, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::IndexLocked {
                     path: dir.to_path_buf(),
-                },
-                other => Error::Index(other),
-            })?;
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("lock", &siblings.lock, e));
+            }
+        }
+        siblings.recover(dir)?;
+        let db = open_db(dir)?;
+        let db = if needs_compaction(&db)? {
+            compact(db, dir, &siblings)?;
+            open_db(dir)?
+        } else {
+            db
+        };
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(SledStore { db, trees })
+        Ok(SledStore {
+            db,
+            trees,
+            _lock: lock,
+        })
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {
         // ALL and the vector are built in the same order.
         &self.trees[Tree::ALL.iter().position(|x| *x == t).unwrap_or(0)]
+    }
+}
+
+/// The paths a compaction uses next to the database directory `index`.
+struct Siblings {
+    /// `index.lock`: held for the life of a [`SledStore`].
+    lock: PathBuf,
+    /// `index.compacting`: the new database while it is being written (incomplete).
+    building: PathBuf,
+    /// `index.compacted`: the new database, complete and durable, about to replace `index`.
+    ready: PathBuf,
+    /// `index.old`: the replaced database, deleted once the swap is durable.
+    old: PathBuf,
+}
+
+impl Siblings {
+    fn of(dir: &Path) -> Result<Self, Error> {
+        let name = dir
+            .file_name()
+            .ok_or_else(|| Error::Config(format!("{} is not a directory name", dir.display())))?
+            .to_string_lossy()
+            .into_owned();
+        let sibling = |ext: &str| dir.with_file_name(format!("{name}.{ext}"));
+        Ok(Siblings {
+            lock: sibling("lock"),
+            building: sibling("compacting"),
+            ready: sibling("compacted"),
+            old: sibling("old"),
+        })
+    }
+
+    /// Brings the directory back to "just `index`" after a crash at any step of [`compact`].
+    fn recover(&self, dir: &Path) -> Result<(), Error> {
+        remove_dir_if_present(&self.building)?;
+        if self.ready.exists() {
+            if dir.exists() {
+                rename(dir, &self.old)?;
+            }
+            rename(&self.ready, dir)?;
+            fsync_parent(dir)?;
+        }
+        remove_dir_if_present(&self.old)
+    }
+}
+
+/// How long to wait for sled's own lock after our `index.lock` was granted.
+///
+/// A closed sled database releases its file lock only when its I/O threads finish their
+/// last writes, a moment after the last handle is dropped. Holding `index.lock` means no
+/// other live store has the database, so a busy sled lock can only be that tail (or a
+/// process of an older version, which never took `index.lock`): worth a short wait.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_db(dir: &Path) -> Result<sled::Db, Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            // No background flusher: its thread would keep the database (and its file lock)
+            // alive after the last handle is dropped. The engine flushes explicitly at
+            // checkpoints; what a crash loses since the last one is re-adopted from the
+            // library tree without download.
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if is_lock_error(&io) => {
+                if started.elapsed() >= SLED_LOCK_WAIT {
+                    return Err(Error::IndexLocked {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(other) => return Err(Error::Index(other)),
+        }
+    }
+}
+
+/// Whether `db` should be rewritten: its log has grown well past its size after the last
+/// compaction (an index never compacted counts as 0 bytes then).
+fn needs_compaction(db: &sled::Db) -> Result<bool, Error> {
+    let size = db.size_on_disk()?;
+    let meta = db.open_tree(Tree::Meta.name())?;
+    let compacted = meta
+        .get(COMPACTED_BYTES_KEY)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    Ok(size > compacted.saturating_mul(COMPACT_FACTOR_PERCENT) / 100 + COMPACT_SLACK)
+}
+
+/// Copies the live data of `db` into a fresh database and swaps it in place of `dir`.
+///
+/// Every step is crash-safe ([`Siblings::recover`] runs on the next open): the copy is built
+/// under `index.compacting` (discarded if incomplete), flushed, renamed `index.compacted`
+/// (complete), then `index` → `index.old`, `index.compacted` → `index`, and `index.old` is
+/// deleted. The caller holds `index.lock` throughout, so no other process opens either copy.
+fn compact(db: sled::Db, dir: &Path, siblings: &Siblings) -> Result<(), Error> {
+    let before = db.size_on_disk()?;
+    let started = std::time::Instant::now();
+    remove_dir_if_present(&siblings.building)?;
+    let fresh = sled::Config::new()
+        .path(&siblings.building)
+        .cache_capacity(CACHE_BYTES)
+        .flush_every_ms(None)
+        .open()?;
+    for name in db.tree_names() {
+        if name.as_ref() == b"__sled__default" {
+            continue;
+        }
+        let from = db.open_tree(&name)?;
+        let to = fresh.open_tree(&name)?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for entry in from.iter() {
+            let (k, v) = entry?;
+            if name.as_ref() == Tree::Meta.name().as_bytes() && k.as_ref() == COMPACTED_BYTES_KEY {
+                continue;
+            }
+            batch.insert(k, v);
+            n += 1;
+            if n == COMPACT_BATCH {
+                to.apply_batch(std::mem::take(&mut batch))?;
+                n = 0;
+            }
+        }
+        to.apply_batch(batch)?;
+    }
+    fresh.flush()?;
+    let after = fresh.size_on_disk()?;
+    fresh
+        .open_tree(Tree::Meta.name())?
+        .insert(COMPACTED_BYTES_KEY, &after.to_be_bytes())?;
+    fresh.flush()?;
+    drop(fresh);
+    drop(db);
+    rename(&siblings.building, &siblings.ready)?;
+    fsync_parent(dir)?;
+    siblings.recover(dir)?;
+    tracing::info!(
+        before_bytes = before,
+        after_bytes = after,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "compacted the index"
+    );
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", dir, e)),
+    }
+}
+
+fn fsync_parent(dir: &Path) -> Result<(), Error> {
+    match dir.parent() {
+        Some(parent) => crate::fsops::fsync_dir(parent),
+        None => Ok(()),
     }
 }
 
@@ -180,6 +394,10 @@ impl Store for SledStore {
     fn len(&self, tree: Tree) -> usize {
         self.tree(tree).len()
     }
+    fn clear(&self, tree: Tree) -> Result<(), Error> {
+        self.tree(tree).clear()?;
+        Ok(())
+    }
     fn flush(&self) -> Result<(), Error> {
         self.db.flush()?;
         Ok(())
@@ -193,10 +411,24 @@ impl Store for SledStore {
 mod tests {
     use super::*;
 
+    fn dir_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    }
+
+    fn value(i: u32, version: u8) -> Vec<u8> {
+        let mut v = blake3::hash(&i.to_be_bytes()).as_bytes().repeat(6);
+        v[0] = version;
+        v
+    }
+
     #[test]
     fn a_batch_puts_and_removes_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SledStore::open(&dir.path().join("index")).unwrap();
         store.put(Tree::Paths, b"old", b"x").unwrap();
         store
             .apply(
@@ -211,5 +443,102 @@ mod tests {
         assert_eq!(store.get(Tree::Paths, b"a").unwrap(), Some(b"2".to_vec()));
         assert_eq!(store.get(Tree::Paths, b"old").unwrap(), None);
         assert_eq!(store.len(Tree::Paths), 1);
+    }
+
+    #[test]
+    fn a_grown_log_is_compacted_on_open_and_keeps_every_live_value() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("index");
+        {
+            let store = SledStore::open(&dir).unwrap();
+            for version in 0..5u8 {
+                for i in 0..3000u32 {
+                    store
+                        .put(Tree::Items, &i.to_be_bytes(), &value(i, version))
+                        .unwrap();
+                }
+                store.flush().unwrap();
+            }
+            for i in 0..1000u32 {
+                store.remove(Tree::Items, &i.to_be_bytes()).unwrap();
+            }
+            store.flush().unwrap();
+        }
+        let grown = dir_bytes(&dir);
+
+        let store = SledStore::open(&dir).unwrap();
+        let compacted = dir_bytes(&dir);
+        assert!(
+            compacted * 2 < grown,
+            "{grown} bytes before, {compacted} after"
+        );
+        assert_eq!(store.len(Tree::Items), 2000);
+        for i in 0..3000u32 {
+            let want = (i >= 1000).then(|| value(i, 4));
+            assert_eq!(store.get(Tree::Items, &i.to_be_bytes()).unwrap(), want);
+        }
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| n == "index" || n == "index.lock"),
+            "{names:?}"
+        );
+        drop(store);
+
+        // Compacted once, it is not rewritten on every open (a rewrite is a new directory).
+        let inode = |d: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(d).unwrap());
+        let before = inode(&dir);
+        let _store = SledStore::open(&dir).unwrap();
+        assert_eq!(inode(&dir), before);
+    }
+
+    fn sled_with(dir: &Path, key: &[u8], val: &[u8]) {
+        let db = sled::Config::new().path(dir).open().unwrap();
+        db.open_tree("meta").unwrap().insert(key, val).unwrap();
+        db.flush().unwrap();
+    }
+
+    #[test]
+    fn a_compaction_interrupted_at_any_step_is_finished_or_discarded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("index");
+        let sib = Siblings::of(&dir).unwrap();
+        let read = |dir: &Path| {
+            let store = SledStore::open(dir).unwrap();
+            store.get(Tree::Meta, b"k").unwrap()
+        };
+
+        // Killed while copying: the partial copy is dropped, the original kept.
+        sled_with(&dir, b"k", b"original");
+        std::fs::create_dir(&sib.building).unwrap();
+        std::fs::write(sib.building.join("db"), b"half a database").unwrap();
+        assert_eq!(read(&dir), Some(b"original".to_vec()));
+        assert!(!sib.building.exists());
+
+        // Killed after the copy was complete, before the swap: the copy wins.
+        sled_with(&sib.ready, b"k", b"compacted");
+        assert_eq!(read(&dir), Some(b"compacted".to_vec()));
+        assert!(!sib.ready.exists() && !sib.old.exists());
+
+        // Killed between the two renames: `index` is missing, the copy is moved in.
+        std::fs::rename(&dir, &sib.old).unwrap();
+        sled_with(&sib.ready, b"k", b"second");
+        assert_eq!(read(&dir), Some(b"second".to_vec()));
+        assert!(!sib.ready.exists() && !sib.old.exists());
+    }
+
+    #[test]
+    fn a_second_open_is_refused_while_the_first_is_alive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("index");
+        let first = SledStore::open(&dir).unwrap();
+        assert!(matches!(
+            SledStore::open(&dir),
+            Err(Error::IndexLocked { .. })
+        ));
+        drop(first);
+        SledStore::open(&dir).unwrap();
     }
 }

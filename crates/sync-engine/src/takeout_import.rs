@@ -888,9 +888,9 @@ impl State<'_> {
             let rel = format!("{folder}/{cand}");
             let ck = naming::claim_key(&rel, rules);
             let owner = self.engine.index().path_owner(&ck)?;
-            let ours = match owner.as_deref() {
+            let ours = match owner {
                 None => true,
-                Some(o) => o == id.as_str() || o.starts_with("orphan:"),
+                Some(o) => o.is(id.as_str()) || o.is_orphan(),
             };
             if !ours {
                 continue;
@@ -1112,7 +1112,9 @@ impl State<'_> {
             // A sidecar we did not write (darktable, digiKam keep edits in it) is never
             // replaced: only a path claimed as this item's XMP is ours to rewrite.
             let claim = naming::claim_key(&rel, rules);
-            let ours = idx.path_owner(&claim)?.as_deref() == Some(format!("xmp:{id}").as_str());
+            let ours = idx
+                .path_owner(&claim)?
+                .is_some_and(|o| o.is(&format!("xmp:{id}")));
             if !ours && std::fs::symlink_metadata(&abs).is_ok() {
                 self.report.skip(
                     rel.clone(),

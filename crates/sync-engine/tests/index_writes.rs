@@ -55,6 +55,10 @@ impl Store for CountingStore {
     fn len(&self, tree: Tree) -> usize {
         self.inner.len(tree)
     }
+    fn clear(&self, tree: Tree) -> Result<(), Error> {
+        self.count(tree, 1);
+        self.inner.clear(tree)
+    }
     fn flush(&self) -> Result<(), Error> {
         self.inner.flush()
     }
@@ -88,7 +92,7 @@ async fn sync(engine: &Engine, src: &Path, rescan: bool) -> RunReport {
 /// Trees that hold per-item or per-membership records.
 const PER_ITEM: [&str; 7] = [
     "items",
-    "paths",
+    "claims",
     "unplaced",
     "pending",
     "albums",
@@ -227,6 +231,8 @@ fn a_schema_1_index_is_upgraded_in_place_without_losing_anything() {
     let v2 = store.get(Tree::Items, b"local:a.jpg").unwrap().unwrap();
     assert_ne!(v2.first(), Some(&b'{'));
     assert!(v2.len() * 2 < json_bytes, "{} vs {json_bytes}", v2.len());
+    assert_eq!(store.len(Tree::Paths), 0);
+    assert_eq!(store.len(Tree::Claims), 1);
     for tree in [Tree::Albums, Tree::Pending] {
         for entry in store.scan(tree, b"") {
             assert_ne!(entry.unwrap().1.first(), Some(&b'{'), "{tree:?}");
