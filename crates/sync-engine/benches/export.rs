@@ -2,9 +2,13 @@
 //! Export throughput (issue 7): exports a library of small files by hard link and by copy,
 //! and times `cp -al` / `cp -a` of the same `photos/` tree in the same run, on the same disk.
 //!
-//! `cargo bench -p sync-engine --bench export [-- ITEMS]` (default 50,000 items). Prints the
-//! time per item of each, and the ratio export / cp (target: ≤ 1.5×). The library is built by
-//! syncing a `LocalDirSource` with batch durability.
+//! `cargo bench -p sync-engine --bench export [-- ITEMS [ROUNDS]]` (default 50,000 items, 3
+//! rounds). Each round runs `cp -al`, a first hardlink export, `cp -a` and a first copy export,
+//! each into a fresh directory (a fresh export target, so a fresh manifest), interleaved so
+//! that a disturbance from other work on the machine hits both sides alike. Prints every
+//! round, then the median time per item of each and the ratio of the medians, export / cp
+//! (target: ≤ 1.5×). The library is built by syncing a `LocalDirSource` with batch
+//! durability.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,10 +22,12 @@ use sync_engine::{
 use tokio_util::sync::CancellationToken;
 
 fn main() {
-    let items: usize = std::env::args()
+    let numbers: Vec<usize> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(50_000);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let items = numbers.first().copied().unwrap_or(50_000);
+    let rounds = numbers.get(1).copied().unwrap_or(3).max(1);
     let tmp = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into()))
         .expect("temp dir");
     let root = tmp.path();
@@ -101,13 +107,38 @@ fn main() {
         sync_fs(root);
         (first + t.elapsed(), again)
     };
-    let cp_al = cp("-al", "cp_al");
-    let (hl, hl_again) = timed(&|| export("hardlink", ExportMode::Hardlink));
-    let cp_a = cp("-a", "cp_a");
-    let (copy, copy_again) = timed(&|| export("copy", ExportMode::Copy));
-
     let per = |d: Duration| d.as_secs_f64() * 1e6 / items as f64;
-    println!("{items} items:");
+    let (mut hl, mut cp_al, mut copy, mut cp_a) = (vec![], vec![], vec![], vec![]);
+    let (mut hl_again, mut copy_again) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..rounds {
+        cp_al.push(cp("-al", &format!("cp_al{round}")));
+        let (first, again) = timed(&|| export(&format!("hardlink{round}"), ExportMode::Hardlink));
+        hl.push(first);
+        cp_a.push(cp("-a", &format!("cp_a{round}")));
+        let (first_copy, again_copy) = timed(&|| export(&format!("copy{round}"), ExportMode::Copy));
+        copy.push(first_copy);
+        if round == 0 {
+            (hl_again, copy_again) = (again, again_copy);
+        }
+        println!(
+            "  round {round}: hardlink {:.1} vs cp -al {:.1} µs/item; copy {:.1} vs cp -a {:.1} µs/item",
+            per(first),
+            per(cp_al[round]),
+            per(first_copy),
+            per(cp_a[round])
+        );
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (hl, cp_al, copy, cp_a) = (
+        median(&mut hl),
+        median(&mut cp_al),
+        median(&mut copy),
+        median(&mut cp_a),
+    );
+    println!("{items} items, median of {rounds} rounds:");
     println!(
         "  export hardlink  {:>8.1?}  {:>6.1} µs/item   cp -al {:>8.1?}  {:>6.1} µs/item   ratio {:.2}x",
         hl,

@@ -16,15 +16,17 @@
 //! * `prune` removes only files the manifest lists, that are still as placed, and that the
 //!   export no longer wants (a file the user edited after export is forgotten, never deleted).
 //!
-//! Crash safety: work is done in chunks of [`CHUNK`] placements. Before a chunk touches the
-//! target, one *journal* record (key `<target name> \0 \0 <chunk number>`) listing what it is
-//! about to place is written and the index flushed; the chunk's manifest records are then
-//! written as one batch. Journal records are removed only after the run's single `syncfs` of
-//! the target, so after a crash every placement of the interrupted run is checked: a file
-//! that is the item's (same inode for hard links, same link target for symlinks, same blake3
-//! for copies) is adopted, anything else is forgotten and, if present, kept as foreign. One
-//! flush per chunk instead of one per file and two index writes per file is what keeps the
-//! export close to the speed of `cp`.
+//! The manifest is a log of segments, one per [`CHUNK`] placements (see [`Manifest`]): sled
+//! costs about as much per key written as `cp -al` spends on a whole file.
+//!
+//! Crash safety: before the first file is touched, *journal* records (keys
+//! `<target name> \0 \0 J <chunk number>`) listing every placement the run is about to make
+//! are written and the index flushed. Journal records are removed only after the run's
+//! single `syncfs` of the target, so after a crash every placement of the interrupted run is
+//! checked: a file that is the item's (same inode for hard links, same link target for
+//! symlinks, same blake3 for copies) is adopted, anything else is forgotten and, if present,
+//! kept as foreign. So an interrupted export never leaves a file the manifest does not know
+//! nor a record of a file that is not the item's, at the cost of two index flushes per run.
 //!
 //! Copies are written to an unnamed file (`O_TMPFILE`) that gets its name only once its
 //! blake3 matched the index and its mtime was set, so a crash never leaves a half-written
@@ -187,8 +189,8 @@ impl ExportReport {
     }
 }
 
-/// Placements per journal record. Each chunk costs one index flush; bounded so that a
-/// journal record stays a few hundred KiB.
+/// Placements per journal record and (at most) records per manifest segment: bounds the
+/// size of one index value (a few hundred KiB) and of what is encoded at once.
 const CHUNK: usize = 4096;
 
 /// One manifest record: what the export placed for one (item, album) pair.
@@ -727,15 +729,7 @@ impl Engine {
             todo.push((i, rel, action));
         }
 
-        let mut dirs = DirCache::new(root);
-        let mut placer = Placer {
-            library: &library,
-            root,
-            mode: target.mode,
-            report: &mut report,
-            buf: Vec::new(),
-            tmpfile: cfg!(target_os = "linux"),
-        };
+        let mut placer = Placer::new(&library, root, target.mode);
 
         // Prune first, so that the folders it empties can be reused or removed.
         if target.prune {
@@ -751,7 +745,7 @@ impl Engine {
                 };
                 let path = root.join(&rel);
                 match std::fs::remove_file(&path) {
-                    Ok(()) => placer.report.pruned += 1,
+                    Ok(()) => report.pruned += 1,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => {
                         manifest.save()?;
@@ -759,19 +753,23 @@ impl Engine {
                     }
                 }
                 manifest.remove(&k);
-                dirs.remove_empty_parents(&rel);
+                placer.dirs.remove_empty_parents(&rel);
             }
         }
 
-        // Place chunk by chunk: a journal (flushed), the files, then one segment with the
-        // chunk's records. Journals stay until the files are durable (the `syncfs` below).
-        let mut done = 0u64;
-        let mut placed_journals: Vec<Vec<u8>> = Vec::new();
+        // Announce every placement before the first one is made: one journal record per
+        // chunk, after the removal of the settled journals (an old journal may have the same
+        // key) and the manifest's changes so far, then one flush for the whole run.
+        let mut batch: Batch = manifest
+            .segment()?
+            .map(|(k, v)| (k, Some(v)))
+            .into_iter()
+            .collect();
+        batch.extend(std::mem::take(&mut journals).into_iter().map(|k| (k, None)));
+        if !batch.is_empty() {
+            store.apply(Tree::Exports, batch)?;
+        }
         for (seq, chunk) in todo.chunks(CHUNK).enumerate() {
-            if cancel.is_cancelled() {
-                placer.report.cancelled = true;
-                break;
-            }
             let journal = JournalOut {
                 mode,
                 intents: chunk
@@ -784,82 +782,127 @@ impl Engine {
             };
             let seq = u32::try_from(seq).map_err(corrupt)?;
             let jkey = sub_key(&manifest.prefix, JOURNAL, &seq.to_be_bytes());
-            // The previous chunk's segment, the removal of settled journals and this
-            // chunk's journal in one write (in this order: an old journal may have the same
-            // key), then the one flush per chunk.
-            let mut batch: Batch = manifest
-                .segment()?
-                .map(|(k, v)| (k, Some(v)))
-                .into_iter()
-                .collect();
-            batch.extend(std::mem::take(&mut journals).into_iter().map(|k| (k, None)));
-            batch.push((jkey.clone(), Some(codec::encode(&journal)?)));
-            store.apply(Tree::Exports, batch)?;
+            store.put(Tree::Exports, &jkey, &codec::encode(&journal)?)?;
+            journals.push(jkey);
+        }
+        if !todo.is_empty() {
             store.flush()?;
-            placed_journals.push(jkey);
+        }
 
-            for (i, rel, action) in chunk {
-                if cancel.is_cancelled() {
-                    placer.report.cancelled = true;
-                    break;
-                }
-                if let Some((n, records_written)) = crash_after
-                    && done >= n
-                {
-                    if records_written {
-                        manifest.save()?;
-                    }
-                    return Ok(placer.report.clone());
-                }
-                let w = &wants[*i];
-                let dest = root.join(rel);
-                let outcome = match action {
-                    Action::New => placer.place(w, rel, &dest, &mut dirs, false),
-                    Action::Replace => placer.place(w, rel, &dest, &mut dirs, true),
-                    Action::Rename(from_rel) => {
-                        let from = root.join(from_rel);
-                        dirs.ensure(rel)
-                            .and_then(|()| {
-                                rename_noreplace(&from, &dest)
-                                    .map_err(|e| Error::io("rename", &from, e))
+        // Place, writing one manifest segment per chunk. The journals stay until the files
+        // are durable (the `syncfs` below). New files are placed by several threads: on a
+        // local disk the kernel's work per link or copy overlaps, and on a network share
+        // the round trips do.
+        let workers = if crash_after.is_some() {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        };
+        let mut done = 0u64;
+        for chunk in todo.chunks(CHUNK) {
+            if cancel.is_cancelled() {
+                report.cancelled = true;
+                break;
+            }
+            manifest.save()?;
+            // Renames and mode changes remove emptied folders, which would race with a
+            // worker placing into them: such chunks (template changes) run on one thread.
+            let parallel = workers > 1
+                && chunk.len() >= 64
+                && chunk
+                    .iter()
+                    .all(|(_, _, a)| matches!(a, Action::New | Action::Replace));
+            let mut crashed = None;
+            let outcomes: Vec<(&(usize, String, Action), Outcome)> = if parallel {
+                let part = chunk.len().div_ceil(workers);
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = chunk
+                        .chunks(part)
+                        .map(|part| {
+                            let mut p = placer.fork();
+                            let wants = &wants;
+                            s.spawn(move || {
+                                let mut out = Vec::with_capacity(part.len());
+                                for item in part {
+                                    if cancel.is_cancelled() {
+                                        break;
+                                    }
+                                    let o = p.act(&wants[item.0], &item.1, &item.2);
+                                    let fatal = matches!(o, Outcome::Fatal(_));
+                                    out.push((item, o));
+                                    if fatal {
+                                        break;
+                                    }
+                                }
+                                (out, p.tally)
                             })
-                            .map(|()| {
-                                placer.report.renamed += 1;
-                                dirs.remove_empty_parents(from_rel);
-                                None
-                            })
-                    }
-                    Action::Remode(old_rel) => {
-                        let same = old_rel == rel;
-                        let r = placer.place(w, rel, &dest, &mut dirs, same);
-                        if r.is_ok() && !same {
-                            let _ = std::fs::remove_file(root.join(old_rel));
-                            dirs.remove_empty_parents(old_rel);
+                        })
+                        .collect();
+                    let mut all = Vec::with_capacity(chunk.len());
+                    for h in handles {
+                        match h.join() {
+                            Ok((out, mut tally)) => {
+                                all.extend(out);
+                                tally.add_to(&mut report);
+                            }
+                            Err(panic) => std::panic::resume_unwind(panic),
                         }
-                        r
                     }
-                };
+                    all
+                })
+            } else {
+                let mut out = Vec::with_capacity(chunk.len());
+                let mut placed = 0;
+                for item in chunk {
+                    if cancel.is_cancelled() {
+                        break;
+                    }
+                    if let Some((n, records_written)) = crash_after
+                        && done + placed >= n
+                    {
+                        crashed = Some(records_written);
+                        break;
+                    }
+                    let o = placer.act(&wants[item.0], &item.1, &item.2);
+                    placed += u64::from(matches!(o, Outcome::Placed(_)));
+                    let fatal = matches!(o, Outcome::Fatal(_));
+                    out.push((item, o));
+                    if fatal {
+                        break;
+                    }
+                }
+                placer.tally.add_to(&mut report);
+                out
+            };
+            let stopped = outcomes.len() < chunk.len();
+            let mut fatal = None;
+            for ((i, rel, _), outcome) in outcomes {
+                let w = &wants[*i];
                 match outcome {
-                    Ok(known) => {
+                    Outcome::Placed(meta) => {
                         done += 1;
-                        let meta = match known {
-                            Some(meta) => meta,
-                            None => std::fs::symlink_metadata(&dest)
-                                .map_err(|e| Error::io("stat", &dest, e))?,
-                        };
                         manifest.set(
                             w.key.clone(),
                             Placed::new(rel.clone(), &meta, w.blake3.clone(), mode),
                         );
                     }
-                    Err(e @ Error::DiskFull { .. }) => {
-                        manifest.save()?;
-                        return Err(e);
-                    }
-                    Err(e) => placer.report.fail(format!("{}: {e}", w.key.0)),
+                    Outcome::Failed(e) => report.fail(format!("{}: {e}", w.key.0)),
+                    Outcome::Fatal(e) => fatal = fatal.or(Some(e)),
                 }
             }
-            if placer.report.cancelled {
+            if let Some(records_written) = crashed {
+                if records_written {
+                    manifest.save()?;
+                }
+                return Ok(report);
+            }
+            if let Some(e) = fatal {
+                // What was placed is recorded; the journals settle the rest next run.
+                manifest.save()?;
+                return Err(e);
+            }
+            if stopped {
+                report.cancelled = true;
                 break;
             }
         }
@@ -867,7 +910,6 @@ impl Engine {
         if touched > 0 {
             fsops::syncfs(root)?;
         }
-        journals.extend(placed_journals);
         manifest.finish(journals)?;
         store.flush()?;
         tracing::info!(
@@ -1099,19 +1141,109 @@ impl<'a> DirCache<'a> {
     }
 }
 
+/// What placements add to the report (kept per worker, summed after each chunk).
+#[derive(Debug, Default)]
+struct Tally {
+    placed: u64,
+    renamed: u64,
+    reflink_fallbacks: u64,
+    bytes_copied: u64,
+}
+
+impl Tally {
+    fn add_to(&mut self, r: &mut ExportReport) {
+        let t = std::mem::take(self);
+        r.placed += t.placed;
+        r.renamed += t.renamed;
+        r.reflink_fallbacks += t.reflink_fallbacks;
+        r.bytes_copied += t.bytes_copied;
+    }
+}
+
+/// How one placement ended.
+enum Outcome {
+    /// Done; the placed file's metadata.
+    Placed(std::fs::Metadata),
+    /// Not done; the item is counted as failed and the run goes on.
+    Failed(Error),
+    /// The run must stop (a full disk, or a file placed that could not be stat'ed and so
+    /// cannot be recorded: its journal entry settles it on the next run).
+    Fatal(Error),
+}
+
+/// Places files; one per worker thread.
 struct Placer<'a> {
     library: &'a Path,
     root: &'a Path,
     mode: ExportMode,
-    report: &'a mut ExportReport,
-    /// Copy buffer, allocated once per export (a fresh 256 KiB per file costs an mmap).
+    tally: Tally,
+    dirs: DirCache<'a>,
+    /// Copy buffer, allocated once per worker (a fresh 256 KiB per file costs an mmap).
     buf: Vec<u8>,
     /// Copies are written to an unnamed `O_TMPFILE`; cleared on the first filesystem that
     /// cannot do that (NFS, SMB, no `/proc`), after which named temp files are used.
     tmpfile: bool,
 }
 
-impl Placer<'_> {
+impl<'a> Placer<'a> {
+    fn new(library: &'a Path, root: &'a Path, mode: ExportMode) -> Self {
+        Placer {
+            library,
+            root,
+            mode,
+            tally: Tally::default(),
+            dirs: DirCache::new(root),
+            buf: Vec::new(),
+            tmpfile: cfg!(target_os = "linux"),
+        }
+    }
+
+    /// Another placer for a worker thread, with what this one learnt about the filesystem.
+    fn fork(&self) -> Self {
+        Placer {
+            tmpfile: self.tmpfile,
+            ..Placer::new(self.library, self.root, self.mode)
+        }
+    }
+
+    /// Carries out `action` for `w` at `rel`.
+    fn act(&mut self, w: &Want, rel: &str, action: &Action) -> Outcome {
+        let dest = self.root.join(rel);
+        let done = match action {
+            Action::New => self.place(w, rel, &dest, false),
+            Action::Replace => self.place(w, rel, &dest, true),
+            Action::Rename(from_rel) => {
+                let from = self.root.join(from_rel);
+                let r = self.dirs.ensure(rel).and_then(|()| {
+                    rename_noreplace(&from, &dest).map_err(|e| Error::io("rename", &from, e))
+                });
+                if r.is_ok() {
+                    self.tally.renamed += 1;
+                    self.dirs.remove_empty_parents(from_rel);
+                }
+                r.map(|()| None)
+            }
+            Action::Remode(old_rel) => {
+                let same = old_rel == rel;
+                let r = self.place(w, rel, &dest, same);
+                if r.is_ok() && !same {
+                    let _ = std::fs::remove_file(self.root.join(old_rel));
+                    self.dirs.remove_empty_parents(old_rel);
+                }
+                r
+            }
+        };
+        match done {
+            Ok(Some(meta)) => Outcome::Placed(meta),
+            Ok(None) => match std::fs::symlink_metadata(&dest) {
+                Ok(meta) => Outcome::Placed(meta),
+                Err(e) => Outcome::Fatal(Error::io("stat", &dest, e)),
+            },
+            Err(e @ Error::DiskFull { .. }) => Outcome::Fatal(e),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
     /// Places `w` at `dest` (`root/rel`). `replace`: `dest` is our own file and may be
     /// overwritten. Returns the new file's metadata when it is at hand without a stat.
     fn place(
@@ -1119,11 +1251,10 @@ impl Placer<'_> {
         w: &Want,
         rel: &str,
         dest: &Path,
-        dirs: &mut DirCache<'_>,
         replace: bool,
     ) -> Result<Option<std::fs::Metadata>, Error> {
         let src = self.library.join(&w.lib_rel);
-        dirs.ensure(rel)?;
+        self.dirs.ensure(rel)?;
         let dir = dest.parent().unwrap_or(self.root);
         let meta = match self.mode {
             ExportMode::Hardlink | ExportMode::Symlink => {
@@ -1147,7 +1278,7 @@ impl Placer<'_> {
             }
             ExportMode::Copy | ExportMode::Reflink => Some(self.copy(w, &src, dir, dest, replace)?),
         };
-        self.report.placed += 1;
+        self.tally.placed += 1;
         Ok(meta)
     }
 
@@ -1217,7 +1348,7 @@ impl Placer<'_> {
         let cloned = self.mode == ExportMode::Reflink && {
             let ok = reflink(&input, out).is_ok();
             if !ok {
-                self.report.reflink_fallbacks += 1;
+                self.tally.reflink_fallbacks += 1;
             }
             ok
         };
@@ -1243,7 +1374,7 @@ impl Placer<'_> {
             size += k as u64;
         }
         if !cloned {
-            self.report.bytes_copied += size;
+            self.tally.bytes_copied += size;
         }
         let hash = h.finalize();
         if let Some(expected) = &w.blake3
@@ -1511,10 +1642,11 @@ mod tests {
         out
     }
 
-    fn keys(lib: &Lib, kind: [u8; 2]) -> usize {
+    fn keys(lib: &Lib, target: &str, kind: [u8; 2]) -> usize {
+        let prefix = format!("{target}\0");
         let store = lib.engine.index().store();
         store
-            .scan(Tree::Exports, &sub_key(b"nas\0", kind, &[]))
+            .scan(Tree::Exports, &sub_key(prefix.as_bytes(), kind, &[]))
             .count()
     }
 
@@ -1564,7 +1696,11 @@ mod tests {
             .unwrap();
         assert_eq!(r.placed, 2);
         assert_eq!(files(&lib.out).len(), 2);
-        assert_eq!(keys(&lib, JOURNAL), 1, "the journal survives the crash");
+        assert_eq!(
+            keys(&lib, "nas", JOURNAL),
+            1,
+            "the journal survives the crash"
+        );
 
         let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
         assert_eq!(
@@ -1597,7 +1733,7 @@ mod tests {
             ],
             "{on_disk:?}"
         );
-        assert_eq!(keys(&lib, JOURNAL), 0);
+        assert_eq!(keys(&lib, "nas", JOURNAL), 0);
         let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
         assert_eq!((r.placed, r.unchanged), (0, 5), "{r:?}");
     }
@@ -1612,6 +1748,34 @@ mod tests {
     async fn an_interrupted_hardlink_export_is_adopted_not_duplicated() {
         crash_then_resume(ExportMode::Hardlink, false).await;
         crash_then_resume(ExportMode::Hardlink, true).await;
+    }
+
+    /// Enough items for the placement threads (chunks of 64 or more new files).
+    #[tokio::test]
+    async fn placing_on_several_threads_records_every_file_once() {
+        let lib = library(300).await;
+        for (name, mode) in [("c", ExportMode::Copy), ("h", ExportMode::Hardlink)] {
+            let out = lib.out.join(name);
+            std::fs::create_dir(&out).unwrap();
+            let mut t =
+                ExportTarget::new(name, &out, Template::parse("{month}/{filename}").unwrap());
+            t.mode = mode;
+            let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+            assert_eq!((r.placed, r.failed, r.foreign_kept), (300, 0, 0), "{r:?}");
+            let mut recorded: Vec<String> = lib
+                .engine
+                .export_manifest(name)
+                .unwrap()
+                .into_iter()
+                .map(|(_, rel)| rel)
+                .collect();
+            recorded.sort();
+            assert_eq!(files(&out), recorded);
+            let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+            assert_eq!((r.placed, r.unchanged), (0, 300), "{r:?}");
+            assert_eq!(keys(&lib, name, JOURNAL), 0);
+            assert_eq!(keys(&lib, name, SEGMENT), 1);
+        }
     }
 
     #[tokio::test]
@@ -1659,7 +1823,7 @@ mod tests {
             batch.push((key, Some(serde_json::to_vec(&old).unwrap())));
         }
         store.apply(Tree::Exports, batch).unwrap();
-        assert_eq!(keys(&lib, SEGMENT), 0);
+        assert_eq!(keys(&lib, "nas", SEGMENT), 0);
 
         let before = files(&lib.out);
         let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
@@ -1667,7 +1831,7 @@ mod tests {
         assert_eq!(files(&lib.out), before);
         // Only segments are left under the target's prefix.
         let all = store.scan(Tree::Exports, b"nas\0").count();
-        assert_eq!((all, keys(&lib, SEGMENT)), (1, 1));
+        assert_eq!((all, keys(&lib, "nas", SEGMENT)), (1, 1));
         assert_eq!(lib.engine.export_manifest("nas").unwrap().len(), 3);
     }
 
@@ -1681,7 +1845,7 @@ mod tests {
             let t = if run % 2 == 0 { &a } else { &b };
             let r = lib.engine.export(t, &CancellationToken::new()).unwrap();
             assert_eq!(r.placed + r.renamed, 4, "run {run}: {r:?}");
-            most = most.max(keys(&lib, SEGMENT));
+            most = most.max(keys(&lib, "nas", SEGMENT));
         }
         // One fresh segment holds 4 records: at most 2 × 1 + 16 + the one written last.
         assert!(most <= 19, "{most} segments");

@@ -239,26 +239,49 @@ impl Template {
     }
 
     /// The relative path (with `/`) for one placement; every segment is a safe file name.
+    ///
+    /// Runs once per item and album on every export, so values are written in place and a
+    /// segment that is already a safe name (the usual case) skips the full sanitiser.
     pub(crate) fn render(&self, f: &Fields<'_>, rules: FilesystemRules) -> String {
         let mut out = String::new();
+        let mut name = String::new();
         for (i, seg) in self.segments.iter().enumerate() {
             if i > 0 {
                 out.push('/');
             }
-            let mut name = String::new();
+            name.clear();
             for piece in seg {
                 match piece {
                     Piece::Text(t) => name.push_str(t),
-                    Piece::Token { token, fallback } => match value(*token, f) {
-                        Some(v) if !v.is_empty() => name.push_str(&v),
-                        _ => name.push_str(fallback.as_deref().unwrap_or(MISSING)),
-                    },
+                    Piece::Token { token, fallback } => {
+                        let before = name.len();
+                        write_value(&mut name, *token, f);
+                        if name.len() == before {
+                            name.push_str(fallback.as_deref().unwrap_or(MISSING));
+                        }
+                    }
                 }
             }
-            out.push_str(&naming::sanitize_component(&name, rules));
+            if already_safe(&name, rules) {
+                out.push_str(&name);
+            } else {
+                out.push_str(&naming::sanitize_component(&name, rules));
+            }
         }
         out
     }
+}
+
+/// Whether [`naming::sanitize_component`] would return `name` unchanged, decided cheaply
+/// for the common case: printable ASCII (NFC of ASCII is itself) without `/`, not starting
+/// with a dot, not ending in a space, short enough. NTFS rules always take the full path.
+fn already_safe(name: &str, rules: FilesystemRules) -> bool {
+    rules != FilesystemRules::Ntfs
+        && !name.is_empty()
+        && name.len() <= naming::MAX_NAME_BYTES
+        && !name.starts_with('.')
+        && !name.ends_with(' ')
+        && name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'/')
 }
 
 /// Characters a segment occupies in the source text (for error columns of later checks).
@@ -277,26 +300,34 @@ fn seg_len(seg: &[Piece]) -> usize {
         .sum()
 }
 
-fn value(token: Token, f: &Fields<'_>) -> Option<String> {
-    let two = |n: u32| format!("{n:02}");
+/// Appends the value of `token` to `out`; appends nothing when the item has none.
+fn write_value(out: &mut String, token: Token, f: &Fields<'_>) {
+    use std::fmt::Write;
+    let mut two = |n: u32| {
+        let _ = write!(out, "{n:02}");
+    };
     match token {
-        Token::Year => f.taken.map(|t| format!("{:04}", t.year())),
-        Token::Month => f.taken.map(|t| two(t.month())),
-        Token::Day => f.taken.map(|t| two(t.day())),
-        Token::Hour => f.taken.map(|t| two(t.hour())),
-        Token::Minute => f.taken.map(|t| two(t.minute())),
-        Token::Second => f.taken.map(|t| two(t.second())),
-        Token::Filename => Some(f.filename.to_string()),
-        Token::Stem => Some(naming::split_ext(f.filename).0.to_string()),
+        Token::Year => {
+            if let Some(t) = f.taken {
+                let _ = write!(out, "{:04}", t.year());
+            }
+        }
+        Token::Month => f.taken.into_iter().for_each(|t| two(t.month())),
+        Token::Day => f.taken.into_iter().for_each(|t| two(t.day())),
+        Token::Hour => f.taken.into_iter().for_each(|t| two(t.hour())),
+        Token::Minute => f.taken.into_iter().for_each(|t| two(t.minute())),
+        Token::Second => f.taken.into_iter().for_each(|t| two(t.second())),
+        Token::Filename => out.push_str(f.filename),
+        Token::Stem => out.push_str(naming::split_ext(f.filename).0),
         Token::Ext => {
             let ext = naming::split_ext(f.filename).1;
-            Some(ext.strip_prefix('.').unwrap_or(ext).to_string())
+            out.push_str(ext.strip_prefix('.').unwrap_or(ext));
         }
-        Token::Album => f.album.map(str::to_string),
-        Token::CameraMake => f.camera_make.map(|s| s.trim().to_string()),
-        Token::CameraModel => f.camera_model.map(|s| s.trim().to_string()),
-        Token::Source => Some(f.source.to_string()),
-        Token::Id => Some(f.id.to_string()),
+        Token::Album => out.push_str(f.album.unwrap_or_default()),
+        Token::CameraMake => out.push_str(f.camera_make.map(str::trim).unwrap_or_default()),
+        Token::CameraModel => out.push_str(f.camera_model.map(str::trim).unwrap_or_default()),
+        Token::Source => out.push_str(f.source),
+        Token::Id => out.push_str(f.id),
     }
 }
 
@@ -358,6 +389,38 @@ mod tests {
             "Unsorted/unknown/undated/PXL_1.MP.jpg"
         );
         assert!(!Template::parse("{year}/{filename}").unwrap().uses_album());
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_sanitiser() {
+        let long = "x".repeat(300);
+        for name in [
+            "IMG_0001.jpg",
+            "2023",
+            "Trip Rome",
+            ".hidden",
+            "trailing ",
+            "a\tb",
+            "",
+            "caf\u{e9}",
+            "e\u{301}",
+            "a:b*c",
+            "CON",
+            "x\u{7f}",
+            long.as_str(),
+        ] {
+            for rules in [FilesystemRules::Posix, FilesystemRules::Ntfs] {
+                if already_safe(name, rules) {
+                    assert_eq!(naming::sanitize_component(name, rules), name, "{name:?}");
+                }
+            }
+        }
+        assert!(already_safe("IMG_0001.jpg", FilesystemRules::Posix));
+        assert!(!already_safe("IMG_0001.jpg", FilesystemRules::Ntfs));
+        assert!(!already_safe(".hidden", FilesystemRules::Posix));
+        assert!(!already_safe("trailing ", FilesystemRules::Posix));
+        assert!(!already_safe("caf\u{e9}", FilesystemRules::Posix));
+        assert!(!already_safe(&long, FilesystemRules::Posix));
     }
 
     #[test]
