@@ -1,8 +1,9 @@
 //! Export: places the library's files into another tree (a NAS share with its own naming
 //! scheme) by copy, hard link, symlink or reflink, incrementally.
 //!
-//! A manifest in the index (tree `exports`, keys `<target name> \0 <media id> \0 <album id>`)
-//! records every file the export placed: its relative path, size, mtime and inode. From it:
+//! A manifest in the index (tree `exports`, keys under `<target name> \0`) records every
+//! file the export placed, per (media id, album id): its relative path, size, mtime and
+//! inode. From it:
 //!
 //! * a file already placed and untouched (same inode, size and mtime) is left alone, so
 //!   snapshot tools see no churn (same inode, unchanged ctime);
@@ -17,7 +18,8 @@
 //!   export no longer wants (a file the user edited after export is forgotten, never deleted).
 //!
 //! The manifest is a log of segments, one per [`CHUNK`] placements (see [`Manifest`]): sled
-//! costs about as much per key written as `cp -al` spends on a whole file.
+//! costs about as much per key written as `cp -al` spends on a whole file. New files are
+//! placed by a few worker threads; renames stay on one.
 //!
 //! Crash safety: before the first file is touched, *journal* records (keys
 //! `<target name> \0 \0 J <chunk number>`) listing every placement the run is about to make
@@ -307,7 +309,7 @@ fn parse_key(rest: &[u8]) -> Result<Key, Error> {
 
 /// One target's manifest: what the export placed, per (media id, album id).
 ///
-/// Stored as a log of *segments* (keys `<target> \0 S <u64 seq>`), each holding the records
+/// Stored as a log of *segments* (keys `<target> \0 \0 S <u64 seq>`), each holding the records
 /// changed since the previous one, replayed in order on load; a record of `None` is a
 /// removal. Why not one key per placement: sled costs about 5 µs per key written, batched or
 /// not, which alone is most of what `cp -al` spends per file; a segment costs one write per
