@@ -1687,6 +1687,50 @@ mod tests {
         assert_eq!(codec::encode(&long).unwrap()[0], 1);
     }
 
+    /// Both ways of writing a copy (unnamed `O_TMPFILE`, and the named temp file used where
+    /// the filesystem has none): verified, dated, never replacing a file, no temp file left.
+    #[test]
+    fn copies_are_verified_dated_and_never_replace_a_file() {
+        for tmpfile in [true, false] {
+            let tmp = tempfile::tempdir().unwrap();
+            let (lib, root) = (tmp.path().join("lib"), tmp.path().join("out"));
+            std::fs::create_dir_all(&lib).unwrap();
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::write(lib.join("a.jpg"), b"alpha").unwrap();
+            let want = |rel: &str, bytes: &[u8]| Want {
+                key: ("id".into(), String::new()),
+                rel: rel.into(),
+                lib_rel: "a.jpg".into(),
+                size: Some(5),
+                blake3: Some(blake3::hash(bytes).to_hex().to_string()),
+                taken_ms: Some(1_600_000_000_000),
+            };
+            let mut p = Placer::new(&lib, &root, ExportMode::Copy);
+            p.tmpfile = tmpfile;
+            let w = want("x/a.jpg", b"alpha");
+            match p.act(&w, "x/a.jpg", &Action::New) {
+                Outcome::Placed(m) => assert_eq!((m.len(), m.mtime()), (5, 1_600_000_000)),
+                _ => panic!("tmpfile={tmpfile}: not placed"),
+            }
+            assert_eq!(std::fs::read(root.join("x/a.jpg")).unwrap(), b"alpha");
+            // A file already at the path (here: the one just placed) is never replaced.
+            std::fs::write(root.join("x/a.jpg"), b"users").unwrap();
+            assert!(matches!(
+                p.act(&w, "x/a.jpg", &Action::New),
+                Outcome::Failed(_)
+            ));
+            assert_eq!(std::fs::read(root.join("x/a.jpg")).unwrap(), b"users");
+            // A library file that no longer matches the index is not exported.
+            let stale = want("x/b.jpg", b"other");
+            assert!(matches!(
+                p.act(&stale, "x/b.jpg", &Action::New),
+                Outcome::Failed(_)
+            ));
+            assert_eq!(files(&root), ["x/a.jpg"], "tmpfile={tmpfile}");
+            assert_eq!(p.tally.placed, 1);
+        }
+    }
+
     /// An export stopped dead after two placements (as a crash would leave it), then run
     /// again: every file is adopted under its own name, none is duplicated or orphaned.
     async fn crash_then_resume(mode: ExportMode, records_written: bool) {
