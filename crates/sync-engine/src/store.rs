@@ -136,9 +136,6 @@ const COMPACT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 const COMPACT_FACTOR_PERCENT: u64 = 150;
 const COMPACT_SLACK: u64 = 1024 * 1024;
 
-/// Entries copied per batch while compacting: memory stays flat whatever the index size.
-const COMPACT_BATCH: usize = 4096;
-
 impl SledStore {
     /// Opens (or creates) the database in `dir`, finishing or discarding an interrupted
     /// compaction, and compacting first if the log has grown (see the type's docs).
@@ -324,18 +321,12 @@ fn compact(dir: &Path, siblings: &Siblings, before: u64) -> Result<u64, Error> {
         }
         let from = db.open_tree(&name)?;
         let to = fresh.open_tree(&name)?;
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
+        // One insert per entry: sled batches cost more memory than they save time here, and
+        // the copy is only durable (and visible) once it is complete anyway.
         for entry in from.iter() {
             let (k, v) = entry?;
-            batch.insert(k, v);
-            n += 1;
-            if n == COMPACT_BATCH {
-                to.apply_batch(std::mem::take(&mut batch))?;
-                n = 0;
-            }
+            to.insert(k, v)?;
         }
-        to.apply_batch(batch)?;
     }
     fresh.flush()?;
     drop(fresh);
