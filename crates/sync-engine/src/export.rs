@@ -587,7 +587,12 @@ impl Engine {
 
         let wants = self.wanted(target)?;
         report.wanted = wants.len() as u64;
-        let want_map: HashMap<&Key, &Want> = wants.iter().map(|w| (&w.key, w)).collect();
+        // Only settling and pruning look items up by key; a plain run skips building this.
+        let want_map: HashMap<&Key, &Want> = if unsettled.is_empty() && !target.prune {
+            HashMap::new()
+        } else {
+            wants.iter().map(|w| (&w.key, w)).collect()
+        };
 
         // Settle what an interrupted run left: a file that is the item's is adopted; the
         // record of anything else is dropped (its file, if any, is foreign from now on). A
@@ -639,7 +644,7 @@ impl Engine {
         // Assign final paths: first every item that may keep the name it has, then the rest
         // in (path, id) order, so the result never depends on listing order.
         let mut assigned: Vec<Option<String>> = vec![None; wants.len()];
-        let mut taken: HashSet<String> = HashSet::new();
+        let mut taken: HashSet<String> = HashSet::with_capacity(wants.len());
         for (i, w) in wants.iter().enumerate() {
             if let Some(p) = manifest.map.get(&w.key)
                 && p.mode == mode
@@ -652,7 +657,8 @@ impl Engine {
         let mut order: Vec<usize> = (0..wants.len())
             .filter(|i| assigned[*i].is_none())
             .collect();
-        order.sort_by(|a, b| {
+        // Keys are unique, so an unstable sort is as deterministic as a stable one.
+        order.sort_unstable_by(|a, b| {
             (&wants[*a].rel, &wants[*a].key).cmp(&(&wants[*b].rel, &wants[*b].key))
         });
         // A path in a folder that does not exist yet is free without a stat: on a first
@@ -731,6 +737,10 @@ impl Engine {
             todo.push((i, rel, action));
         }
 
+        // Growing the map while placing rehashes it over and over.
+        let new_keys = todo.iter().filter(|t| matches!(t.2, Action::New)).count();
+        manifest.map.reserve(new_keys);
+        manifest.dirty.reserve(todo.len().min(CHUNK));
         let mut placer = Placer::new(&library, root, target.mode);
 
         // Prune first, so that the folders it empties can be reused or removed.
