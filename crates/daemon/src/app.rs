@@ -190,9 +190,14 @@ pub async fn run_cycle(
     // --- end of export ---
     // The cycle's last handle on the index is gone: a first sync that wrote every record
     // several times leaves sled's log several times the live data; compact it now rather
-    // than at the next open.
-    if let Err(err) = Engine::maintain_index(&engine_config(config)) {
-        tracing::warn!("index maintenance skipped: {err}");
+    // than at the next open. Not while shutting down: it would only delay the exit.
+    if !export_cancel.is_cancelled() {
+        let engine_config = engine_config(config);
+        match tokio::task::spawn_blocking(move || Engine::maintain_index(&engine_config)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!("index maintenance skipped: {err}"),
+            Err(err) => tracing::warn!("index maintenance task failed: {err}"),
+        }
     }
     // Structured fields become journal fields (RUN_ID, OUTCOME, …) under journald.
     let duration_s = started.elapsed().as_secs();

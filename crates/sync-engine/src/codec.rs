@@ -23,20 +23,20 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// Whether `bytes` is a record written by schema 1 (a JSON object).
+/// Whether `bytes` may be a record written by schema 1 (a JSON object).
 ///
-/// Every schema-2 record starts with a small varint (an enum variant or a length), never `{`.
+/// Not proof: a postcard record whose first field is an integer 123 also starts with `{`.
+/// [`decode`] therefore falls back to postcard when such bytes are not valid JSON.
 pub(crate) fn is_legacy_json(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'{')
 }
 
 /// Decodes a record read from `tree`, whichever schema wrote it.
 pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    if is_legacy_json(bytes) {
-        return serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
-            tree,
-            detail: e.to_string(),
-        });
+    if is_legacy_json(bytes)
+        && let Ok(legacy) = serde_json::from_slice(bytes)
+    {
+        return Ok(legacy);
     }
     postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
         tree,
@@ -106,6 +106,31 @@ mod tests {
         let rec: Rec = decode("t", json.as_bytes()).unwrap();
         assert_eq!(rec.blake3.as_deref(), Some(hex.as_str()));
         assert!(!is_legacy_json(&encode(&rec).unwrap()));
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Counter {
+        #[serde(rename = "a", default)]
+        attempts: u32,
+        #[serde(rename = "n", default)]
+        next_ms: i64,
+    }
+
+    #[test]
+    fn a_binary_record_that_happens_to_start_with_a_brace_is_still_read() {
+        // postcard writes 123 as the single byte 0x7B, `{`.
+        for next_ms in [0, 1_700_000_000_000, -1] {
+            let rec = Counter {
+                attempts: 123,
+                next_ms,
+            };
+            let bytes = encode(&rec).unwrap();
+            assert!(is_legacy_json(&bytes));
+            assert_eq!(decode::<Counter>("t", &bytes).unwrap(), rec);
+        }
+        // While a real schema-1 record is still read as JSON.
+        let json: Counter = decode("t", br#"{"a":123,"n":5}"#).unwrap();
+        assert_eq!((json.attempts, json.next_ms), (123, 5));
     }
 
     #[test]

@@ -526,7 +526,10 @@ impl Engine {
                     }
                 }
                 if ok {
-                    if !self.index.members_equal(&album.id, &members)? {
+                    // A stale album may have been cut off between its two membership trees
+                    // by a crash: only a fresh album is trusted to compare equal.
+                    let was_stale = existing.as_ref().is_none_or(|r| r.members_stale);
+                    if was_stale || !self.index.members_equal(&album.id, &members)? {
                         rec.members_stale = true;
                         self.index.put_album(&album.id, &rec)?;
                         self.index.replace_members(&album.id, &members)?;

@@ -811,7 +811,10 @@ mod tests {
 
         // And it round-trips through a real store.
         let dir = tempfile::tempdir().unwrap();
-        let idx = Index::new(Arc::new(SledStore::open(dir.path()).unwrap())).unwrap();
+        let idx = Index::new(Arc::new(
+            SledStore::open(&dir.path().join("index")).unwrap(),
+        ))
+        .unwrap();
         idx.put_item(&id, &rec).unwrap();
         assert_eq!(idx.item(&id).unwrap(), Some(rec));
     }
@@ -905,7 +908,7 @@ mod tests {
     #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store = Arc::new(SledStore::open(&dir.path().join("index")).unwrap());
         store.put(Tree::Meta, b"schema", b"99").unwrap();
         assert!(matches!(
             Index::new(store),

@@ -3,7 +3,8 @@
 //! Removal detection needs "which known items did this complete listing not contain". Marking
 //! each record in the index would rewrite every record on every full rescan, and sled appends
 //! each rewrite to its log (the index would grow several-fold until its cleaner caught up).
-//! Instead a full listing keeps 8 bytes per item here: a million items cost 8 MB, for the
+//! Instead a full listing keeps 8 bytes per listing entry here (an item in k albums appears
+//! 1 + k times until [`SeenSet::seal`] deduplicates): a million items cost about 8 MB, for the
 //! duration of one run.
 //!
 //! Two ids sharing a 64-bit hash would make a removed item look seen: it would be kept one

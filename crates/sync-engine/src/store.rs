@@ -167,8 +167,18 @@ impl SledStore {
         let compacted = read_compacted_size(&lock);
         let on_disk = database_bytes(dir);
         if on_disk > compacted.saturating_mul(COMPACT_FACTOR_PERCENT) / 100 + COMPACT_SLACK {
-            let after = compact(dir, &siblings, on_disk)?;
-            write_compacted_size(&lock, after);
+            match compact(dir, &siblings, on_disk) {
+                Ok(after) => write_compacted_size(&lock, after),
+                Err(e) => {
+                    // Compaction is an optimisation: a full state disk must not make the
+                    // index unreadable. Drop the partial copy (freeing its space), finish a
+                    // swap that got past its durable point, and retry only after more growth.
+                    tracing::warn!("index compaction failed; using the index as it is: {e}");
+                    remove_dir_if_present(&siblings.building)?;
+                    siblings.recover(dir)?;
+                    write_compacted_size(&lock, on_disk);
+                }
+            }
         }
         let db = open_db(dir, CACHE_BYTES)?;
         let trees = Tree::ALL
@@ -331,6 +341,10 @@ fn compact(dir: &Path, siblings: &Siblings, before: u64) -> Result<u64, Error> {
     fresh.flush()?;
     drop(fresh);
     drop(db);
+    // sled makes its log durable with sync_file_range (data only, no metadata) and never
+    // fsyncs `conf` or a directory; the old copy is deleted after the swap, so the new one
+    // must be durable as a whole first.
+    fsync_tree(&siblings.building)?;
     rename(&siblings.building, &siblings.ready)?;
     fsync_parent(dir)?;
     siblings.recover(dir)?;
@@ -342,6 +356,24 @@ fn compact(dir: &Path, siblings: &Siblings, before: u64) -> Result<u64, Error> {
         "compacted the index"
     );
     Ok(after)
+}
+
+/// fsyncs every file under `dir`, then every directory, `dir` last.
+fn fsync_tree(dir: &Path) -> Result<(), Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| Error::io("stat", &path, e))?;
+        if kind.is_dir() {
+            fsync_tree(&path)?;
+        } else if kind.is_file() {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io("fsync", &path, e))?;
+        }
+    }
+    crate::fsops::fsync_dir(dir)
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), Error> {
@@ -365,7 +397,7 @@ fn fsync_parent(dir: &Path) -> Result<(), Error> {
 
 fn is_lock_error(e: &std::io::Error) -> bool {
     // sled reports a held flock as WouldBlock, or as Other with "could not acquire lock".
-    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 impl Store for SledStore {

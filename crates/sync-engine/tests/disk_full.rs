@@ -78,6 +78,62 @@ async fn disk_full_stops_cleanly_and_the_next_run_resumes() {
     drop(mount);
 }
 
+/// Fills the filesystem of `dir` until a write fails, then gives back `leave` bytes.
+fn fill_leaving(dir: &Path, leave: u64) {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xA5u8; 64 * 1024];
+    while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
+    let len = std::fs::metadata(&path).unwrap().len();
+    f.set_len(len.saturating_sub(leave)).unwrap();
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn a_state_disk_too_full_to_compact_the_index_still_opens_it() {
+    use sync_engine::{SledStore, Store, Tree};
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let Some(mount) = mount_tmpfs(&state, "24m") else {
+        eprintln!("skipping: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    let dir = state.join("index");
+    let value = |i: u32, pass: u8| {
+        let mut v = blake3::hash(&i.to_be_bytes()).as_bytes().repeat(6);
+        v[0] = pass;
+        v
+    };
+    {
+        let store = SledStore::open(&dir).unwrap();
+        for pass in 0..4u8 {
+            for i in 0..4000u32 {
+                store
+                    .put(Tree::Items, &i.to_be_bytes(), &value(i, pass))
+                    .unwrap();
+            }
+            store.flush().unwrap();
+        }
+    }
+    // The grown index wants compacting, and there is no room for a copy.
+    fill_leaving(&state, 256 * 1024);
+
+    let store = SledStore::open(&dir).unwrap();
+    assert_eq!(store.len(Tree::Items), 4000);
+    for i in (0..4000u32).step_by(97) {
+        assert_eq!(
+            store.get(Tree::Items, &i.to_be_bytes()).unwrap(),
+            Some(value(i, 3))
+        );
+    }
+    assert!(!state.join("index.compacting").exists());
+    drop(store);
+    // It does not retry (and fail) on every open; with room again, it compacts later.
+    SledStore::open(&dir).unwrap();
+    drop(mount);
+}
+
 fn walk(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.join("photos")];

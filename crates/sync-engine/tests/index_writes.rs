@@ -14,10 +14,13 @@ use sync_engine::{
 };
 use tokio_util::sync::CancellationToken;
 
-/// The real store, counting the keys written (put, remove, batch entries) to each tree.
+/// The real store, counting the keys written (put, remove, batch entries) to each tree, and
+/// able to fail one chosen write (a crash or a full disk between two related writes).
 struct CountingStore {
     inner: SledStore,
     writes: Mutex<HashMap<&'static str, u64>>,
+    /// (tree, n): the n-th put to that tree from now on fails.
+    fail: Mutex<Option<(&'static str, u64)>>,
 }
 
 impl CountingStore {
@@ -35,6 +38,17 @@ impl Store for CountingStore {
     }
     fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.count(tree, 1);
+        let mut fail = self.fail.lock().unwrap();
+        if let Some((name, n)) = fail.as_mut()
+            && *name == tree.name()
+        {
+            *n -= 1;
+            if *n == 0 {
+                *fail = None;
+                return Err(Error::Config("injected failure".into()));
+            }
+        }
+        drop(fail);
         self.inner.put(tree, key, value)
     }
     fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), Error> {
@@ -122,6 +136,7 @@ async fn an_unchanged_library_rescanned_in_full_rewrites_no_record() {
     let store = Arc::new(CountingStore {
         inner: SledStore::open(&state.join("index")).unwrap(),
         writes: Mutex::default(),
+        fail: Mutex::default(),
     });
     let engine = Engine::open_with_store(
         EngineConfig::new(tmp.path().join("lib"), &state),
@@ -162,6 +177,58 @@ async fn an_unchanged_library_rescanned_in_full_rewrites_no_record() {
     let items: Vec<_> = engine.items().collect::<Result<_, _>>().unwrap();
     let in_album = items.iter().filter(|i| !i.albums.is_empty()).count();
     assert_eq!(in_album, 9);
+}
+
+#[tokio::test]
+async fn an_album_update_cut_off_between_its_two_trees_is_repaired_by_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..3u64 {
+        let rel = format!("albums/Trip/t{i}.jpg");
+        put(
+            &src,
+            &rel,
+            format!("photo {i}").as_bytes(),
+            1_584_273_600 + i * 86_400,
+        );
+    }
+    for i in 0..30u64 {
+        put(&src, &format!("p{i:02}.jpg"), b"other", 1_584_273_600);
+    }
+    let state = tmp.path().join("state");
+    let store = Arc::new(CountingStore {
+        inner: SledStore::open(&state.join("index")).unwrap(),
+        writes: Mutex::default(),
+        fail: Mutex::default(),
+    });
+    let engine = Engine::open_with_store(
+        EngineConfig::new(tmp.path().join("lib"), &state),
+        store.clone(),
+    )
+    .unwrap();
+    sync(&engine, &src, false).await;
+
+    // t1 leaves the album; the write of t2's album back-reference fails.
+    std::fs::remove_file(src.join("albums/Trip/t1.jpg")).unwrap();
+    *store.fail.lock().unwrap() = Some(("item_albums", 2));
+    let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(&src))];
+    let failed = engine
+        .sync(
+            &sources,
+            SyncOptions { rescan: true },
+            Arc::new(NoProgress),
+            CancellationToken::new(),
+        )
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    sync(&engine, &src, true).await;
+    sync(&engine, &src, true).await;
+    let items: Vec<_> = engine.items().collect::<Result<_, _>>().unwrap();
+    for name in ["t0.jpg", "t2.jpg"] {
+        let item = items.iter().find(|i| i.path.ends_with(name)).unwrap();
+        assert_eq!(item.albums, vec!["Trip".to_owned()], "{name}");
+    }
 }
 
 /// Schema-1 records exactly as that version wrote them (JSON with short field names).
