@@ -191,6 +191,12 @@ impl ExportReport {
     }
 }
 
+/// Threads placing new files. Placement waits on the filesystem far more than it computes
+/// (metadata blocks read from disk, round trips to a network share), so more threads than
+/// cores still overlap those waits. Measured on a 2-core VM, first hardlink export of 20,000
+/// items: 1 thread 1.6-1.8x the time of `cp -al`, 2 threads 1.3-1.5x, 4 threads 1.25-1.3x.
+const PLACE_WORKERS: usize = 4;
+
 /// Placements per journal record and (at most) records per manifest segment: bounds the
 /// size of one index value (a few hundred KiB) and of what is encoded at once.
 const CHUNK: usize = 4096;
@@ -802,13 +808,11 @@ impl Engine {
         }
 
         // Place, writing one manifest segment per chunk. The journals stay until the files
-        // are durable (the `syncfs` below). New files are placed by several threads: on a
-        // local disk the kernel's work per link or copy overlaps, and on a network share
-        // the round trips do.
+        // are durable (the `syncfs` below). New files are placed by several threads.
         let workers = if crash_after.is_some() {
             1
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+            PLACE_WORKERS
         };
         let mut done = 0u64;
         for chunk in todo.chunks(CHUNK) {
