@@ -1745,6 +1745,31 @@ mod tests {
         }
     }
 
+    /// A share unmounted during the export: its folders are not recreated on the local disk.
+    #[test]
+    fn a_root_that_vanished_mid_run_is_not_recreated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (lib, root) = (tmp.path().join("lib"), tmp.path().join("gone"));
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("a.jpg"), b"alpha").unwrap();
+        let w = Want {
+            key: ("id".into(), String::new()),
+            rel: "2020/03/a.jpg".into(),
+            lib_rel: "a.jpg".into(),
+            size: None,
+            blake3: None,
+            taken_ms: None,
+        };
+        for mode in [ExportMode::Hardlink, ExportMode::Copy] {
+            let mut p = Placer::new(&lib, &root, mode);
+            assert!(matches!(
+                p.act(&w, "2020/03/a.jpg", &Action::New),
+                Outcome::Failed(_)
+            ));
+            assert!(!root.exists(), "{mode:?}");
+        }
+    }
+
     /// An export stopped dead after two placements (as a crash would leave it), then run
     /// again: every file is adopted under its own name, none is duplicated or orphaned.
     async fn crash_then_resume(mode: ExportMode, records_written: bool) {
