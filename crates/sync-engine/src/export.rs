@@ -1310,14 +1310,19 @@ impl<'a> Placer<'a> {
         if self.tmpfile && !replace {
             match open_unnamed(dir) {
                 Ok(out) => {
+                    let copied = self.tally.bytes_copied;
                     let meta = self.fill(w, src, &out, dest)?;
                     match link_unnamed(&out, dest) {
                         Ok(()) => return Ok(meta),
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                             return Err(appeared(dest));
                         }
-                        // No usable /proc: fall back to a named temp file.
-                        Err(_) => self.tmpfile = false,
+                        // No usable /proc: fall back to a named temp file (and count the
+                        // bytes of that copy only).
+                        Err(_) => {
+                            self.tmpfile = false;
+                            self.tally.bytes_copied = copied;
+                        }
                     }
                 }
                 Err(e) if no_tmpfile(&e) => self.tmpfile = false,
