@@ -240,11 +240,14 @@ impl Placed {
         }
     }
 
-    /// Whether the file at `root/rel` is still exactly what the export placed.
-    fn intact(&self, root: &Path) -> bool {
+    /// Whether the file at `root/rel` is still exactly what the export placed: `Ok(false)`
+    /// when it is gone or was changed by someone else, `Err` when the target cannot say (a
+    /// stale or failing network share), which must never be read as "gone".
+    fn intact(&self, root: &Path) -> io::Result<bool> {
         match std::fs::symlink_metadata(root.join(&self.rel)) {
-            Ok(m) => stat_of(&m) == (self.size, self.mtime, self.ino),
-            Err(_) => false,
+            Ok(m) => Ok(stat_of(&m) == (self.size, self.mtime, self.ino)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }
@@ -278,6 +281,10 @@ struct SegmentIn {
     v: u8,
     entries: Vec<(String, String, Option<Placed>)>,
 }
+
+/// Above this many files gone (and more than half of the manifest), a target is presumed
+/// unmounted rather than cleaned up by hand.
+const MANY_GONE: usize = 10;
 
 /// (media id, album id or "").
 type Key = (String, String);
@@ -632,15 +639,50 @@ impl Engine {
         let mut journals = old_journals;
 
         // Entries whose file was changed or removed by someone else are forgotten: the file
-        // (if any) is foreign from now on.
-        let dirty = &mut manifest.dirty;
-        manifest.map.retain(|k, p| {
-            let keep = p.intact(root);
-            if !keep {
-                dirty.push(k.clone());
+        // (if any) is foreign from now on. Unless so many are gone that the target is more
+        // likely not the one the export filled: an unmounted share leaves its (empty) mount
+        // point behind, and forgetting would copy the whole library onto the root disk, then
+        // duplicate it on the share once it is back.
+        let mut gone: Vec<Key> = Vec::new();
+        for (k, p) in &manifest.map {
+            match p.intact(root) {
+                Ok(true) => {}
+                Ok(false) => gone.push(k.clone()),
+                Err(e) => {
+                    let why = format!(
+                        "export target `{}`: cannot read {} ({e}); is the share available? \
+                         Skipped; nothing was changed",
+                        target.name,
+                        root.join(&p.rel).display()
+                    );
+                    tracing::warn!("{why}");
+                    report.skipped = Some(why);
+                    return Ok(report);
+                }
             }
-            keep
-        });
+        }
+        let total = manifest.map.len();
+        let root_is_empty =
+            || std::fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_none());
+        if (gone.len() * 2 > total && gone.len() >= MANY_GONE)
+            || (total > 0 && gone.len() == total && root_is_empty())
+        {
+            let why = format!(
+                "export target `{}`: {} of the {total} files this export placed in {} are gone; \
+                 is the share mounted? Skipped; nothing was changed. If you emptied it on \
+                 purpose, give the [[export]] target a new `name` to start it afresh",
+                target.name,
+                gone.len(),
+                root.display()
+            );
+            tracing::warn!("{why}");
+            report.skipped = Some(why);
+            return Ok(report);
+        }
+        for k in gone {
+            manifest.map.remove(&k);
+            manifest.dirty.push(k);
+        }
         let owner: HashMap<&str, &Key> = manifest
             .map
             .iter()
@@ -1072,7 +1114,12 @@ fn is_item_file(path: &Path, meta: &std::fs::Metadata, lib: &Path, w: &Want, mod
         'h' => std::fs::metadata(lib).is_ok_and(|l| l.ino() == meta.ino() && l.dev() == meta.dev()),
         's' => std::fs::read_link(path).is_ok_and(|t| t == lib),
         _ => {
-            meta.is_file()
+            // A hard link into the library (left by a crash in a hardlink → copy switch) is
+            // not a copy, however identical its bytes.
+            let linked = std::fs::metadata(lib)
+                .is_ok_and(|l| l.ino() == meta.ino() && l.dev() == meta.dev());
+            !linked
+                && meta.is_file()
                 && w.size.is_none_or(|s| s == meta.len())
                 && match &w.blake3 {
                     Some(h) => fsops::hash_file(path).is_ok_and(|(_, got)| got == *h),
@@ -1866,6 +1913,28 @@ mod tests {
             assert_eq!(keys(&lib, name, JOURNAL), 0);
             assert_eq!(keys(&lib, name, SEGMENT), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn a_crash_while_switching_from_hardlink_to_copy_never_adopts_a_link_as_a_copy() {
+        let lib = library(3).await;
+        let mut t = target(&lib, "{filename}", ExportMode::Hardlink);
+        lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        t.mode = ExportMode::Copy;
+        lib.engine
+            .export_inner(&t, &CancellationToken::new(), Some((1, false)))
+            .unwrap();
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!(r.failed, 0, "{r:?}");
+        for f in files(&lib.out) {
+            let meta = std::fs::metadata(lib.out.join(&f)).unwrap();
+            assert_eq!(
+                meta.nlink(),
+                1,
+                "{f} is still a link into the library: {r:?}"
+            );
+        }
+        assert_eq!(files(&lib.out).len(), 3);
     }
 
     #[tokio::test]

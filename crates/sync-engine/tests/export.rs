@@ -340,6 +340,41 @@ async fn colliding_items_get_deterministic_suffixes() {
 }
 
 #[tokio::test]
+async fn an_unmounted_share_whose_mount_point_remains_is_skipped_not_refilled() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let t = target(&f, "{year}/{filename}", ExportMode::Copy);
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(r.placed, 3, "{r:?}");
+    let before = names(&f.out);
+
+    // Unmounted: the share's files are elsewhere, its empty mount point is left.
+    let share = f.out.with_extension("share");
+    std::fs::rename(&f.out, &share).unwrap();
+    std::fs::create_dir(&f.out).unwrap();
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    let why = r.skipped.expect("skipped");
+    assert!(
+        why.contains("3 of the 3") && why.contains("mounted"),
+        "{why}"
+    );
+    assert_eq!(r.placed, 0);
+    assert!(
+        names(&f.out).is_empty(),
+        "nothing copied onto the root disk"
+    );
+    assert_eq!(engine.export_manifest("nas").unwrap().len(), 3);
+
+    // Mounted again: nothing to do, no suffixed duplicates.
+    std::fs::remove_dir(&f.out).unwrap();
+    std::fs::rename(&share, &f.out).unwrap();
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!((r.placed, r.unchanged, r.foreign_kept), (0, 3, 0), "{r:?}");
+    assert_eq!(names(&f.out), before);
+}
+
+#[tokio::test]
 async fn a_missing_target_root_is_skipped_with_a_warning_and_nothing_is_created() {
     let f = fixture();
     standard(&f);
