@@ -1559,7 +1559,8 @@ fn link_unnamed(file: &std::fs::File, dest: &Path) -> io::Result<()> {
 }
 
 /// Renames `from` to `to` unless `to` exists (`AlreadyExists` then). Filesystems without
-/// `RENAME_NOREPLACE` get a check before a plain rename, the best they allow.
+/// `RENAME_NOREPLACE` get a hard link and an unlink; only those without hard links either get
+/// a check before a plain rename.
 #[allow(unsafe_code)]
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
@@ -1588,6 +1589,23 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
         ) {
             return Err(e);
         }
+    }
+    rename_by_link(from, to)
+}
+
+/// [`rename_noreplace`] where `RENAME_NOREPLACE` is missing. NFS and SMB are also where other
+/// writers are: a hard link under the new name never replaces one that appeared meanwhile.
+/// Filesystems without hard links get a check before a plain rename, the best they allow.
+fn rename_by_link(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {
+            if let Err(e) = std::fs::remove_file(from) {
+                tracing::debug!("{} stays as a second name: {e}", from.display());
+            }
+            return Ok(());
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+        Err(_) => {}
     }
     if std::fs::symlink_metadata(to).is_ok() {
         return Err(io::Error::from(io::ErrorKind::AlreadyExists));
@@ -1913,6 +1931,25 @@ mod tests {
             assert_eq!(keys(&lib, name, JOURNAL), 0);
             assert_eq!(keys(&lib, name, SEGMENT), 1);
         }
+    }
+
+    /// The path taken on NFS/SMB, where `renameat2(RENAME_NOREPLACE)` is refused.
+    #[test]
+    fn the_fallback_rename_never_replaces_a_file_that_appeared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join(".a.jpg.part-1"), tmp.path().join("a.jpg"));
+        std::fs::write(&from, b"ours").unwrap();
+        std::fs::write(&to, b"someone else's").unwrap();
+        let e = rename_by_link(&from, &to).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&to).unwrap(), b"someone else's");
+        assert_eq!(std::fs::read(&from).unwrap(), b"ours");
+
+        std::fs::remove_file(&to).unwrap();
+        rename_by_link(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"ours");
+        assert!(!from.exists());
+        assert_eq!(std::fs::metadata(&to).unwrap().nlink(), 1);
     }
 
     #[tokio::test]
