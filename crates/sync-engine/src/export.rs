@@ -611,6 +611,15 @@ impl Engine {
         // record of anything else is dropped (its file, if any, is foreign from now on). A
         // record that predates the interrupted placement (the file it replaced or renamed)
         // is left to the intact check below.
+        // A crash can also leave our named temp files (the NFS/SMB fallback, replacements)
+        // next to the placements it interrupted: they go, from those folders only.
+        let interrupted_dirs: HashSet<&str> = unsettled
+            .iter()
+            .map(|(_, rel, _)| rel.rsplit_once('/').map_or("", |(dir, _)| dir))
+            .collect();
+        for dir in interrupted_dirs {
+            remove_own_temp_files(&root.join(dir));
+        }
         for (key, rel, m) in unsettled {
             let want = want_map.get(&key).copied();
             let adopted = want.and_then(|w| {
@@ -1106,6 +1115,20 @@ fn candidates<'a>(rel: &'a str, key: &'a Key) -> impl Iterator<Item = String> + 
             None => n,
         }
     }))
+}
+
+/// Removes our temp files (`fsops::is_temp_name`) directly in `dir`; best effort.
+fn remove_own_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_ours = entry.file_type().is_ok_and(|t| t.is_file())
+            && entry.file_name().to_str().is_some_and(fsops::is_temp_name);
+        if is_ours && let Err(e) = std::fs::remove_file(entry.path()) {
+            tracing::debug!("could not remove {}: {e}", entry.path().display());
+        }
+    }
 }
 
 /// Whether `path` (found after a crash) is this item's file as `mode` would have placed it.
@@ -1972,6 +1995,29 @@ mod tests {
             );
         }
         assert_eq!(files(&lib.out).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn temp_files_left_by_a_crash_are_removed_from_the_folders_it_touched() {
+        let lib = library(3).await;
+        let t = target(&lib, "{year}/{month}/{filename}", ExportMode::Copy);
+        lib.engine
+            .export_inner(&t, &CancellationToken::new(), Some((2, false)))
+            .unwrap();
+        // What the named-temp path (NFS, SMB) leaves when killed mid-copy, beside a user's
+        // file that only looks similar.
+        let placed = files(&lib.out);
+        let dir = lib.out.join(placed[0].rsplit_once('/').unwrap().0);
+        let stray = dir.join(fsops::temp_name("IMG_1.jpg"));
+        std::fs::write(&stray, b"half a cop").unwrap();
+        std::fs::write(dir.join(".notes.part-final"), b"mine").unwrap();
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!(r.failed, 0, "{r:?}");
+        assert!(!stray.exists());
+        assert_eq!(
+            std::fs::read(dir.join(".notes.part-final")).unwrap(),
+            b"mine"
+        );
     }
 
     #[tokio::test]
