@@ -246,7 +246,15 @@ impl Placed {
     fn intact(&self, root: &Path) -> io::Result<bool> {
         match std::fs::symlink_metadata(root.join(&self.rel)) {
             Ok(m) => Ok(stat_of(&m) == (self.size, self.mtime, self.ino)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            // A folder replaced by a file (ENOTDIR) is as gone as a deleted one.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

@@ -375,6 +375,23 @@ async fn an_unmounted_share_whose_mount_point_remains_is_skipped_not_refilled() 
 }
 
 #[tokio::test]
+async fn a_placed_folder_replaced_by_a_file_counts_as_gone_not_as_an_unreadable_share() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let t = target(&f, "{year}/{filename}", ExportMode::Copy);
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(r.placed, 3, "{r:?}");
+    // The user turned the 2020 folder into a file: stat of 2020/a.jpg fails with ENOTDIR.
+    std::fs::remove_dir_all(f.out.join("2020")).unwrap();
+    std::fs::write(f.out.join("2020"), b"not a folder").unwrap();
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert!(r.skipped.is_none(), "{r:?}");
+    assert_eq!(r.unchanged, 2, "{r:?}");
+    assert_eq!(std::fs::read(f.out.join("2020")).unwrap(), b"not a folder");
+}
+
+#[tokio::test]
 async fn a_missing_target_root_is_skipped_with_a_warning_and_nothing_is_created() {
     let f = fixture();
     standard(&f);
