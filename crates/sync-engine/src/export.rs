@@ -630,6 +630,14 @@ impl Engine {
         }
         for (key, rel, m) in unsettled {
             let want = want_map.get(&key).copied();
+            // An item this run no longer wants (a filter changed, it left an album) is still
+            // checked against its library file: adopted, its file stays ours, so `prune` can
+            // remove it; dropped, it would be a foreign file forever.
+            let unwanted = match want {
+                Some(_) => None,
+                None => self.settle_want(&key)?,
+            };
+            let want = want.or(unwanted.as_ref());
             let adopted = want.and_then(|w| {
                 let path = root.join(&rel);
                 let meta = std::fs::symlink_metadata(&path).ok()?;
@@ -998,6 +1006,22 @@ impl Engine {
             "export finished"
         );
         Ok(report)
+    }
+
+    /// The library file an interrupted placement of `key` copied or linked, for settling an
+    /// intent whose item this run does not want (`None` if the item is gone from the index).
+    fn settle_want(&self, key: &Key) -> Result<Option<Want>, Error> {
+        let id = crate::types::MediaId::new(key.0.clone());
+        Ok(self.index().item(&id)?.and_then(|rec| {
+            (!rec.path.is_empty()).then(|| Want {
+                key: key.clone(),
+                rel: String::new(),
+                lib_rel: rec.path,
+                size: rec.size,
+                blake3: rec.blake3,
+                taken_ms: rec.taken_ms,
+            })
+        }))
     }
 
     /// What `target` wants: one entry per (item, album) the template and filters select.
@@ -2026,6 +2050,33 @@ mod tests {
             std::fs::read(dir.join(".notes.part-final")).unwrap(),
             b"mine"
         );
+    }
+
+    /// A crash, then a run that no longer wants what the crashed run placed: the files stay
+    /// the export's own, so prune removes them (they must not become foreign for good).
+    #[tokio::test]
+    async fn files_a_crash_left_for_items_no_longer_wanted_stay_ours_and_are_pruned() {
+        for mode in [ExportMode::Copy, ExportMode::Hardlink] {
+            let lib = library(4).await;
+            let mut t = target(&lib, "{year}/{filename}", mode);
+            lib.engine
+                .export_inner(&t, &CancellationToken::new(), Some((2, false)))
+                .unwrap();
+            assert_eq!(files(&lib.out).len(), 2);
+            t.filter.favorites_only = true; // none is a favourite
+            let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+            assert_eq!((r.placed, r.pruned), (0, 0), "{mode:?}: {r:?}");
+            assert_eq!(
+                lib.engine.export_manifest("nas").unwrap().len(),
+                2,
+                "{mode:?}"
+            );
+            t.prune = true;
+            let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+            assert_eq!(r.pruned, 2, "{mode:?}: {r:?}");
+            assert!(files(&lib.out).is_empty(), "{mode:?}");
+            assert!(lib.engine.export_manifest("nas").unwrap().is_empty());
+        }
     }
 
     #[tokio::test]
