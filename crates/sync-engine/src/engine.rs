@@ -123,7 +123,7 @@ impl Engine {
     /// `status` while the daemon idles) does not pay for it. Call with no engine open on
     /// the same state directory.
     pub fn maintain_index(config: &EngineConfig) -> Result<(), Error> {
-        SledStore::open(&config.state_dir.join("index")).map(drop)
+        SledStore::maintain(&config.state_dir.join("index"))
     }
 
     /// Like [`Engine::open`], on a store the caller opened: a wrapper that counts or injects

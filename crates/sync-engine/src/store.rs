@@ -140,46 +140,7 @@ impl SledStore {
     /// Opens (or creates) the database in `dir`, finishing or discarding an interrupted
     /// compaction, and compacting first if the log has grown (see the type's docs).
     pub fn open(dir: &Path) -> Result<Self, Error> {
-        let siblings = Siblings::of(dir)?;
-        if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io("create directory", parent, e))?;
-        }
-        let lock = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&siblings.lock)
-            .map_err(|e| Error::io("open", &siblings.lock, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::IndexLocked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("lock", &siblings.lock, e));
-            }
-        }
-        siblings.recover(dir)?;
-        let compacted = read_compacted_size(&lock);
-        let on_disk = database_bytes(dir);
-        if on_disk > compacted.saturating_mul(COMPACT_FACTOR_PERCENT) / 100 + COMPACT_SLACK {
-            match compact(dir, &siblings, on_disk) {
-                Ok(after) => write_compacted_size(&lock, after),
-                Err(e) => {
-                    // Compaction is an optimisation: a full state disk must not make the
-                    // index unreadable. Drop the partial copy (freeing its space), finish a
-                    // swap that got past its durable point, and retry only after more growth.
-                    tracing::warn!("index compaction failed; using the index as it is: {e}");
-                    remove_dir_if_present(&siblings.building)?;
-                    siblings.recover(dir)?;
-                    write_compacted_size(&lock, on_disk);
-                }
-            }
-        }
+        let lock = lock_and_maintain(dir)?;
         let db = open_db(dir, CACHE_BYTES)?;
         let trees = Tree::ALL
             .iter()
@@ -192,10 +153,62 @@ impl SledStore {
         })
     }
 
+    /// What [`SledStore::open`] does before it opens the database (recovery, compaction if
+    /// the log has grown), without opening it: decided from file sizes, so it costs nothing
+    /// when there is nothing to do.
+    pub fn maintain(dir: &Path) -> Result<(), Error> {
+        lock_and_maintain(dir).map(drop)
+    }
+
     fn tree(&self, t: Tree) -> &sled::Tree {
         // ALL and the vector are built in the same order.
         &self.trees[Tree::ALL.iter().position(|x| *x == t).unwrap_or(0)]
     }
+}
+
+/// Takes `index.lock`, brings the directory back to "just `index`" after a crash, and
+/// compacts if the database files have grown; returns the held lock.
+fn lock_and_maintain(dir: &Path) -> Result<std::fs::File, Error> {
+    let siblings = Siblings::of(dir)?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    }
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&siblings.lock)
+        .map_err(|e| Error::io("open", &siblings.lock, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::IndexLocked {
+                path: dir.to_path_buf(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io("lock", &siblings.lock, e));
+        }
+    }
+    siblings.recover(dir)?;
+    let compacted = read_compacted_size(&lock);
+    let on_disk = database_bytes(dir);
+    if on_disk > compacted.saturating_mul(COMPACT_FACTOR_PERCENT) / 100 + COMPACT_SLACK {
+        match compact(dir, &siblings, on_disk) {
+            Ok(after) => write_compacted_size(&lock, after),
+            Err(e) => {
+                // Compaction is an optimisation: a full state disk must not make the
+                // index unreadable. Drop the partial copy (freeing its space), finish a
+                // swap that got past its durable point, and retry only after more growth.
+                tracing::warn!("index compaction failed; using the index as it is: {e}");
+                remove_dir_if_present(&siblings.building)?;
+                siblings.recover(dir)?;
+                write_compacted_size(&lock, on_disk);
+            }
+        }
+    }
+    Ok(lock)
 }
 
 /// The paths a compaction uses next to the database directory `index`.
@@ -320,11 +333,7 @@ fn compact(dir: &Path, siblings: &Siblings, before: u64) -> Result<u64, Error> {
     let started = std::time::Instant::now();
     let db = open_db(dir, COMPACT_CACHE_BYTES)?;
     remove_dir_if_present(&siblings.building)?;
-    let fresh = sled::Config::new()
-        .path(&siblings.building)
-        .cache_capacity(COMPACT_CACHE_BYTES)
-        .flush_every_ms(None)
-        .open()?;
+    let fresh = open_db(&siblings.building, COMPACT_CACHE_BYTES)?;
     for name in db.tree_names() {
         if name.as_ref() == b"__sled__default" {
             continue;
@@ -453,14 +462,6 @@ impl Store for SledStore {
 mod tests {
     use super::*;
 
-    fn dir_bytes(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.metadata().unwrap().len())
-            .sum()
-    }
-
     fn value(i: u32, version: u8) -> Vec<u8> {
         let mut v = blake3::hash(&i.to_be_bytes()).as_bytes().repeat(6);
         v[0] = version;
@@ -487,29 +488,45 @@ mod tests {
         assert_eq!(store.len(Tree::Paths), 1);
     }
 
+    /// Writes 3,000 records five times over and removes a third: a log several times its
+    /// live data.
+    fn grow(dir: &Path) {
+        let store = SledStore::open(dir).unwrap();
+        for version in 0..5u8 {
+            for i in 0..3000u32 {
+                store
+                    .put(Tree::Items, &i.to_be_bytes(), &value(i, version))
+                    .unwrap();
+            }
+            store.flush().unwrap();
+        }
+        for i in 0..1000u32 {
+            store.remove(Tree::Items, &i.to_be_bytes()).unwrap();
+        }
+        store.flush().unwrap();
+    }
+
+    #[test]
+    fn maintain_compacts_a_grown_log_without_opening_it_for_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("index");
+        grow(&dir);
+        let grown = database_bytes(&dir);
+        SledStore::maintain(&dir).unwrap();
+        assert!(database_bytes(&dir) * 2 < grown);
+        let store = SledStore::open(&dir).unwrap();
+        assert_eq!(store.len(Tree::Items), 2000);
+    }
+
     #[test]
     fn a_grown_log_is_compacted_on_open_and_keeps_every_live_value() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("index");
-        {
-            let store = SledStore::open(&dir).unwrap();
-            for version in 0..5u8 {
-                for i in 0..3000u32 {
-                    store
-                        .put(Tree::Items, &i.to_be_bytes(), &value(i, version))
-                        .unwrap();
-                }
-                store.flush().unwrap();
-            }
-            for i in 0..1000u32 {
-                store.remove(Tree::Items, &i.to_be_bytes()).unwrap();
-            }
-            store.flush().unwrap();
-        }
-        let grown = dir_bytes(&dir);
+        grow(&dir);
+        let grown = database_bytes(&dir);
 
         let store = SledStore::open(&dir).unwrap();
-        let compacted = dir_bytes(&dir);
+        let compacted = database_bytes(&dir);
         assert!(
             compacted * 2 < grown,
             "{grown} bytes before, {compacted} after"
