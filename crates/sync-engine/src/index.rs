@@ -326,7 +326,8 @@ const ORPHAN_TAG: u8 = b'o';
 /// Owners beginning with this are files found on disk that no item claims (`reindex`).
 pub const ORPHAN_PREFIX: &str = "orphan:";
 
-fn hash8(s: &str) -> [u8; 8] {
+/// The first 8 bytes of blake3(`s`): the index's short fingerprint of a path or an id.
+pub(crate) fn hash8(s: &str) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&blake3::hash(s.as_bytes()).as_bytes()[..8]);
     out
@@ -466,23 +467,14 @@ impl Index {
             self.store.flush()?;
             // Path claims move to hashed keys in their own tree. Re-running after a crash
             // re-inserts the same entries; the old tree is cleared only at the end.
-            const BATCH: usize = 1000;
-            let mut batch = Vec::with_capacity(BATCH);
-            for r in self.store.scan(Tree::Paths, b"") {
-                let (claim, owner) = r?;
-                let claim = utf8("paths", &claim)?;
-                let owner = utf8("paths", &owner)?;
-                batch.push((
+            self.rewrite(Tree::Paths, Tree::Claims, |claim, owner| {
+                let claim = utf8("paths", claim)?;
+                let owner = utf8("paths", owner)?;
+                Ok(Some((
                     claim_hash(&claim).to_vec(),
-                    Some(PathOwner::of(&owner).to_bytes().to_vec()),
-                ));
-                if batch.len() == BATCH {
-                    self.store.apply(Tree::Claims, std::mem::take(&mut batch))?;
-                }
-            }
-            if !batch.is_empty() {
-                self.store.apply(Tree::Claims, batch)?;
-            }
+                    PathOwner::of(&owner).to_bytes().to_vec(),
+                )))
+            })?;
             self.store.flush()?;
             self.store.clear(Tree::Paths)?;
             self.store.flush()?;
@@ -490,28 +482,42 @@ impl Index {
         Ok(())
     }
 
-    /// Rewrites every schema-1 JSON record of `tree` in the current encoding, streaming in
-    /// batches so memory stays flat whatever the library size.
+    /// Rewrites every schema-1 JSON record of `tree` in the current encoding.
     fn reencode<T: Serialize + DeserializeOwned>(
         &self,
         tree: Tree,
         name: &'static str,
     ) -> Result<(), Error> {
+        self.rewrite(tree, tree, |k, v| {
+            if !crate::codec::is_legacy_json(v) {
+                return Ok(None);
+            }
+            let rec: T = dec(name, v)?;
+            Ok(Some((k.to_vec(), enc(&rec)?)))
+        })
+    }
+
+    /// Writes `convert(key, value)` of every entry of `from` into `to` (`None`: skip it),
+    /// streaming in atomic batches so memory stays flat whatever the library size.
+    fn rewrite(
+        &self,
+        from: Tree,
+        to: Tree,
+        mut convert: impl FnMut(&[u8], &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, Error>,
+    ) -> Result<(), Error> {
         const BATCH: usize = 1000;
         let mut batch = Vec::with_capacity(BATCH);
-        for r in self.store.scan(tree, b"") {
+        for r in self.store.scan(from, b"") {
             let (k, v) = r?;
-            if !crate::codec::is_legacy_json(&v) {
-                continue;
+            if let Some((k, v)) = convert(&k, &v)? {
+                batch.push((k, Some(v)));
             }
-            let rec: T = dec(name, &v)?;
-            batch.push((k, Some(enc(&rec)?)));
             if batch.len() == BATCH {
-                self.store.apply(tree, std::mem::take(&mut batch))?;
+                self.store.apply(to, std::mem::take(&mut batch))?;
             }
         }
         if !batch.is_empty() {
-            self.store.apply(tree, batch)?;
+            self.store.apply(to, batch)?;
         }
         Ok(())
     }

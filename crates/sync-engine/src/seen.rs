@@ -20,10 +20,7 @@ pub(crate) struct SeenSet {
 }
 
 fn hash(id: &MediaId) -> u64 {
-    let h = blake3::hash(id.as_str().as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&h.as_bytes()[..8]);
-    u64::from_le_bytes(first)
+    u64::from_le_bytes(crate::index::hash8(id.as_str()))
 }
 
 impl SeenSet {
