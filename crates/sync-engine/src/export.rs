@@ -626,7 +626,11 @@ impl Engine {
             .map(|(_, rel, _)| rel.rsplit_once('/').map_or("", |(dir, _)| dir))
             .collect();
         for dir in interrupted_dirs {
-            remove_own_temp_files(&root.join(dir));
+            let dir = root.join(dir);
+            // Best effort: a leftover temp file must not stop the export.
+            if let Err(e) = fsops::remove_temp_files_in(&dir, None) {
+                tracing::debug!("temp files in {} not removed: {e}", dir.display());
+            }
         }
         for (key, rel, m) in unsettled {
             let want = want_map.get(&key).copied();
@@ -1147,20 +1151,6 @@ fn candidates<'a>(rel: &'a str, key: &'a Key) -> impl Iterator<Item = String> + 
             None => n,
         }
     }))
-}
-
-/// Removes our temp files (`fsops::is_temp_name`) directly in `dir`; best effort.
-fn remove_own_temp_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_ours = entry.file_type().is_ok_and(|t| t.is_file())
-            && entry.file_name().to_str().is_some_and(fsops::is_temp_name);
-        if is_ours && let Err(e) = std::fs::remove_file(entry.path()) {
-            tracing::debug!("could not remove {}: {e}", entry.path().display());
-        }
-    }
 }
 
 /// Whether `path` (found after a crash) is this item's file as `mode` would have placed it.

@@ -118,25 +118,38 @@ pub fn remove_temp_files(root: &Path) -> Result<usize, Error> {
     let mut removed = 0;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("read directory", &dir, e)),
-        };
-        for e in rd {
-            let e = e.map_err(|e| Error::io("read directory", &dir, e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let ft = e
-                .file_type()
-                .map_err(|e| Error::io("stat", e_path(&dir, &name), e))?;
-            if ft.is_dir() {
-                if name != ".trash" {
-                    stack.push(e.path());
-                }
-            } else if ft.is_file() && is_temp_name(&name) {
-                std::fs::remove_file(e.path()).map_err(|err| Error::io("remove", e.path(), err))?;
-                removed += 1;
+        removed += remove_temp_files_in(&dir, Some(&mut stack))?;
+    }
+    Ok(removed)
+}
+
+/// Removes our temp files directly in `dir` (a missing `dir` has none); its subfolders
+/// (but `.trash`) are pushed onto `subdirs` when given. Returns how many were removed.
+pub fn remove_temp_files_in(
+    dir: &Path,
+    mut subdirs: Option<&mut Vec<PathBuf>>,
+) -> Result<usize, Error> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io("read directory", dir, e)),
+    };
+    let mut removed = 0;
+    for e in rd {
+        let e = e.map_err(|e| Error::io("read directory", dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ft = e
+            .file_type()
+            .map_err(|e| Error::io("stat", e_path(dir, &name), e))?;
+        if ft.is_dir() {
+            if let Some(subdirs) = subdirs.as_deref_mut()
+                && name != ".trash"
+            {
+                subdirs.push(e.path());
             }
+        } else if ft.is_file() && is_temp_name(&name) {
+            std::fs::remove_file(e.path()).map_err(|err| Error::io("remove", e.path(), err))?;
+            removed += 1;
         }
     }
     Ok(removed)
