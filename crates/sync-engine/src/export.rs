@@ -513,6 +513,20 @@ struct Want {
     taken_ms: Option<i64>,
 }
 
+impl Want {
+    /// `rec`'s library file wanted at `rel` under `key`.
+    fn of(key: Key, rel: String, rec: &ItemRecord) -> Self {
+        Want {
+            key,
+            rel,
+            lib_rel: rec.path.clone(),
+            size: rec.size,
+            blake3: rec.blake3.clone(),
+            taken_ms: rec.taken_ms,
+        }
+    }
+}
+
 /// The stat fields the manifest compares.
 fn stat_of(m: &std::fs::Metadata) -> (u64, (i64, i64), u64) {
     (m.len(), (m.mtime(), m.mtime_nsec()), m.ino())
@@ -1016,16 +1030,11 @@ impl Engine {
     /// intent whose item this run does not want (`None` if the item is gone from the index).
     fn settle_want(&self, key: &Key) -> Result<Option<Want>, Error> {
         let id = crate::types::MediaId::new(key.0.clone());
-        Ok(self.index().item(&id)?.and_then(|rec| {
-            (!rec.path.is_empty()).then(|| Want {
-                key: key.clone(),
-                rel: String::new(),
-                lib_rel: rec.path,
-                size: rec.size,
-                blake3: rec.blake3,
-                taken_ms: rec.taken_ms,
-            })
-        }))
+        Ok(self
+            .index()
+            .item(&id)?
+            .filter(|rec| !rec.path.is_empty())
+            .map(|rec| Want::of(key.clone(), String::new(), &rec)))
     }
 
     /// What `target` wants: one entry per (item, album) the template and filters select.
@@ -1083,16 +1092,11 @@ impl Engine {
             };
             if per_album && !albums.is_empty() {
                 for (a, t) in &albums {
-                    out.push(Want {
-                        rel: render(Some(t)),
-                        key: (id.as_str().to_string(), a.as_str().to_string()),
-                        lib_rel: rec.path.clone(),
-                        size: rec.size,
-                        blake3: rec.blake3.clone(),
-                        taken_ms: rec.taken_ms,
-                    });
+                    let key = (id.as_str().to_string(), a.as_str().to_string());
+                    out.push(Want::of(key, render(Some(t)), &rec));
                 }
             } else {
+                // The common case moves the record's strings instead of cloning them.
                 let rel = render(None);
                 out.push(Want {
                     rel,
