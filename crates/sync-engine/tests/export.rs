@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use sync_engine::{
     Engine, EngineConfig, Error, ExportMode, ExportTarget, LocalDirSource, MediaFilter, NoProgress,
     Source, SyncOptions, Template,
 };
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::put;
 
 // 2020-03-15T12:00:00Z and 2021-07-01T00:30:05Z
 const MAR_2020: u64 = 1_584_273_600;
@@ -38,15 +40,6 @@ fn fixture() -> Fixture {
         out,
         _tmp: tmp,
     }
-}
-
-fn put(src: &Path, rel: &str, bytes: &[u8], unix_secs: u64) {
-    let p = src.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, bytes).unwrap();
-    let f = std::fs::File::options().write(true).open(&p).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(unix_secs))
-        .unwrap();
 }
 
 /// Makes `rel` (a file at the source root) a member of album `title` via a symlink.

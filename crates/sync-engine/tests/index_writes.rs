@@ -6,13 +6,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
 
 use sync_engine::{
-    Batch, Engine, EngineConfig, Entry, Error, LocalDirSource, NoProgress, RunReport, SledStore,
-    Source, Store, SyncOptions, Tree,
+    Batch, Engine, EngineConfig, Entry, Error, LocalDirSource, NoProgress, SledStore, Source,
+    Store, SyncOptions, Tree,
 };
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{put, sync};
 
 /// The real store, counting the keys written (put, remove, batch entries) to each tree, and
 /// able to fail one chosen write (a crash or a full disk between two related writes).
@@ -79,28 +81,6 @@ impl Store for CountingStore {
     fn size_on_disk(&self) -> Result<u64, Error> {
         self.inner.size_on_disk()
     }
-}
-
-fn put(src: &Path, rel: &str, bytes: &[u8], unix_secs: u64) {
-    let p = src.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, bytes).unwrap();
-    let f = std::fs::File::options().write(true).open(&p).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(unix_secs))
-        .unwrap();
-}
-
-async fn sync(engine: &Engine, src: &Path, rescan: bool) -> RunReport {
-    let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(src))];
-    engine
-        .sync(
-            &sources,
-            SyncOptions { rescan },
-            Arc::new(NoProgress),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap()
 }
 
 /// Trees that hold per-item or per-membership records.

@@ -7,9 +7,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sync_engine::{
     AlbumLinks, Durability, Engine, EngineConfig, Error, LocalDirSource, NoProgress, RunOutcome,
-    RunReport, Source, SyncOptions,
+    Source, SyncOptions,
 };
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{put, sync};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -32,16 +35,6 @@ fn fixture() -> Fixture {
     }
 }
 
-/// Writes a source file with a given mtime (= capture time for LocalDirSource).
-fn put(src: &Path, rel: &str, bytes: &[u8], unix_secs: u64) {
-    let p = src.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, bytes).unwrap();
-    let f = std::fs::File::options().write(true).open(&p).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(unix_secs))
-        .unwrap();
-}
-
 // 2020-03-15T12:00:00Z and 2021-07-01T00:30:00Z
 const MAR_2020: u64 = 1_584_273_600;
 const JUL_2021: u64 = 1_625_099_400;
@@ -51,19 +44,6 @@ fn config(f: &Fixture) -> EngineConfig {
     c.max_concurrent_downloads = 3;
     c.retry_backoff = Duration::ZERO;
     c
-}
-
-async fn sync(engine: &Engine, src: &Path, rescan: bool) -> RunReport {
-    let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(src))];
-    engine
-        .sync(
-            &sources,
-            SyncOptions { rescan },
-            Arc::new(NoProgress),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap()
 }
 
 fn mtime_secs(p: &Path) -> u64 {
