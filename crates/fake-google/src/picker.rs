@@ -98,6 +98,21 @@ impl PickerState {
             .copied()
             .and_then(move |i| self.sessions.get_mut(i))
     }
+
+    /// The session `id`, if the user can still act on it (state CREATED at `now`).
+    fn pickable(&mut self, id: &str, now: DateTime<Utc>) -> Result<&mut Session, Error> {
+        let s = self
+            .get_mut(id)
+            .ok_or_else(|| Error::UnknownSession(id.to_owned()))?;
+        let state = s.state(now);
+        if state != SessionState::Created {
+            return Err(Error::SessionNotPickable {
+                id: id.to_owned(),
+                state,
+            });
+        }
+        Ok(s)
+    }
 }
 
 /// Test hook playing the user in the Google Photos picker UI.
@@ -121,18 +136,10 @@ impl PickerControl {
     /// The user picks nothing and the timeout runs out: `timeoutIn` becomes `"0s"`.
     pub fn let_timeout(&self, session_id: &str) -> Result<(), Error> {
         let now = self.inner.now();
-        let mut st = self.inner.picker_state();
-        let s = st
-            .get_mut(session_id)
-            .ok_or_else(|| Error::UnknownSession(session_id.to_owned()))?;
-        let state = s.state(now);
-        if state != SessionState::Created {
-            return Err(Error::SessionNotPickable {
-                id: session_id.to_owned(),
-                state,
-            });
-        }
-        s.timed_out = true;
+        self.inner
+            .picker_state()
+            .pickable(session_id, now)?
+            .timed_out = true;
         Ok(())
     }
 
@@ -185,16 +192,7 @@ pub(crate) fn pick(inner: &Inner, session_id: &str, ids: &[MediaItemId]) -> Resu
     };
     let now = inner.now();
     let mut st = inner.picker_state();
-    let s = st
-        .get_mut(session_id)
-        .ok_or_else(|| Error::UnknownSession(session_id.to_owned()))?;
-    let state = s.state(now);
-    if state != SessionState::Created {
-        return Err(Error::SessionNotPickable {
-            id: session_id.to_owned(),
-            state,
-        });
-    }
+    let s = st.pickable(session_id, now)?;
     if seqs.len() > s.max_items as usize {
         return Err(Error::TooManyPicked {
             max: s.max_items,
