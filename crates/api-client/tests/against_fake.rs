@@ -81,6 +81,16 @@ impl Env {
         PickerClient::new(self.http.clone(), tokens.clone(), &self.endpoints)
     }
 
+    /// The first item of the library listing, as `tokens` see it.
+    async fn first_item(&self, tokens: &TokenProvider) -> api_client::MediaItem {
+        self.library(tokens)
+            .list_media_items()
+            .try_next()
+            .await
+            .unwrap()
+            .expect("the fake library is not empty")
+    }
+
     /// Moves both the fake's clock and the client's clock forward.
     fn advance_both(&self, by: Duration) {
         self.fake.clock().advance(by);
@@ -681,13 +691,7 @@ async fn download_streams_the_exact_bytes() {
 async fn reset_mid_body_is_an_error_and_a_retry_into_a_fresh_writer_succeeds() {
     let env = env(FakeConfig::with_items(10)).await;
     let provider = env.provider(&[scopes::LIBRARY_READONLY_APPCREATED]);
-    let item = env
-        .library(&provider)
-        .list_media_items()
-        .try_next()
-        .await
-        .unwrap()
-        .unwrap();
+    let item = env.first_item(&provider).await;
     let url = item.download_url().unwrap();
     let want = env
         .fake
@@ -741,12 +745,7 @@ async fn expired_base_url_is_reported_and_batch_get_renews_it() {
     let env = env(FakeConfig::with_items(10)).await;
     let provider = env.provider(&[scopes::LIBRARY_READONLY_APPCREATED]);
     let library = env.library(&provider);
-    let item = library
-        .list_media_items()
-        .try_next()
-        .await
-        .unwrap()
-        .unwrap();
+    let item = env.first_item(&provider).await;
     let downloader = Downloader::new(env.http.clone());
     // Base URLs live about 60 minutes (spec §1.4).
     env.fake.clock().advance(Duration::from_secs(61 * 60));
@@ -783,13 +782,7 @@ async fn expired_base_url_is_reported_and_batch_get_renews_it() {
 async fn stalled_download_hits_the_idle_timeout() {
     let env = env(FakeConfig::with_items(5)).await;
     let provider = env.provider(&[scopes::LIBRARY_READONLY_APPCREATED]);
-    let item = env
-        .library(&provider)
-        .list_media_items()
-        .try_next()
-        .await
-        .unwrap()
-        .unwrap();
+    let item = env.first_item(&provider).await;
     env.fake.faults().inject(
         EndpointKind::Media,
         Fault::SlowBody {
