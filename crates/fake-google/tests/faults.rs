@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{base_url_of, client, first_photo, get_json, read_token, status};
+use common::{base_url_of, body, client, first_photo, get_json, read_token, status};
 use fake_google::{EndpointKind, FakeConfig, FakeGoogle, Fault, Quotas, Schedule};
 use serde_json::Value;
 
@@ -127,14 +127,7 @@ async fn reset_mid_body_cuts_the_connection() {
     assert!(r.bytes().await.is_err(), "the body must not complete");
     assert_eq!(fake.stats().media_bytes, 1000);
     // The next attempt succeeds.
-    let body = client()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = body(&url).await;
     assert_eq!(body.to_vec(), full);
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{base_url_of, client, first_photo, status};
+use common::{base_url_of, body, client, first_photo, status};
 use fake_google::{FakeConfig, FakeGoogle, ProcessingVideoResponse, VideoStatus};
 
 /// A minimal EXIF reader, independent of the writer: returns (tags of IFD0, tags of the Exif
@@ -165,14 +165,7 @@ async fn sized_renditions_and_bad_params() {
     let fake = FakeGoogle::start(FakeConfig::with_items(40)).await.unwrap();
     let item = first_photo(&fake);
     let base = base_url_of(&fake, &item.id).await;
-    let small = client()
-        .get(format!("{base}=w200-h200"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let small = body(&format!("{base}=w200-h200")).await;
     assert_eq!(&small[..2], &[0xFF, 0xD8]);
     assert_eq!(
         small.to_vec(),
@@ -247,14 +240,7 @@ async fn stats_count_media_bytes() {
     let fake = FakeGoogle::start(FakeConfig::with_items(30)).await.unwrap();
     let item = first_photo(&fake);
     let base = base_url_of(&fake, &item.id).await;
-    let body = client()
-        .get(format!("{base}=d"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = body(&format!("{base}=d")).await;
     let s = fake.stats();
     assert_eq!(s.media_requests, 1);
     assert_eq!(s.media_bytes, body.len() as u64);

@@ -87,6 +87,19 @@ pub async fn base_url_of(fake: &FakeGoogle, id: &MediaItemId) -> String {
     v["baseUrl"].as_str().unwrap().to_owned()
 }
 
+/// Body of an unauthenticated GET (base URL fetches).
+pub async fn body(url: &str) -> Vec<u8> {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
 /// Status of an unauthenticated GET (base URL fetches).
 pub async fn status(url: &str) -> u16 {
     client().get(url).send().await.unwrap().status().as_u16()
