@@ -177,13 +177,7 @@ fn zip_entry_bigger_than_declared_is_cut_off() {
     );
     patch_declared_size(&p, &name, 100);
     let run = import_paths(&[p], &ImportOptions::default());
-    assert_eq!(
-        run.streamed
-            .iter()
-            .map(|s| s.0.file_name.as_str())
-            .collect::<Vec<_>>(),
-        ["ok.jpg"]
-    );
+    assert_eq!(run.streamed_names(), ["ok.jpg"]);
     assert!(
         reasons(&run.catalog)
             .iter()
@@ -224,13 +218,7 @@ fn truncated_zip_part_fails_alone() {
     let rep = run.catalog.report();
     assert_eq!(rep.part_errors.len(), 1);
     assert_eq!(rep.part_errors[0].part, PartNumber(1));
-    assert_eq!(
-        run.streamed
-            .iter()
-            .map(|s| s.0.file_name.as_str())
-            .collect::<Vec<_>>(),
-        ["b.jpg"]
-    );
+    assert_eq!(run.streamed_names(), ["b.jpg"]);
     assert_eq!(rep.orphan_sidecars.len(), 1);
 }
 
@@ -256,13 +244,7 @@ fn corrupt_zip_entry_costs_one_entry() {
     b[at] ^= 0xFF;
     std::fs::write(&p, b).unwrap();
     let run = import_paths(&[p], &ImportOptions::default());
-    assert_eq!(
-        run.streamed
-            .iter()
-            .map(|s| s.0.file_name.as_str())
-            .collect::<Vec<_>>(),
-        ["good.jpg"]
-    );
+    assert_eq!(run.streamed_names(), ["good.jpg"]);
     assert!(
         reasons(&run.catalog)
             .iter()
@@ -310,11 +292,7 @@ fn tgz_bomb_and_truncated_tgz_fail_their_part_only() {
         "{}",
         rep.part_errors[0].message
     );
-    let mut names: Vec<&str> = run
-        .streamed
-        .iter()
-        .map(|s| s.0.file_name.as_str())
-        .collect();
+    let mut names = run.streamed_names();
     names.sort();
     assert_eq!(names, ["early.jpg", "fine.jpg"]);
     assert_eq!(run.stream_report.part_errors.len(), 2);

@@ -325,12 +325,7 @@ fn case15_trash_excluded_unless_requested() {
         ("Photos from 2020", "live.jpg", jpeg("live")),
     ]);
     let (_d, run) = import_one(e.clone());
-    let names: Vec<_> = run
-        .streamed
-        .iter()
-        .map(|(r, _)| r.file_name.as_str())
-        .collect();
-    assert_eq!(names, ["live.jpg"]);
+    assert_eq!(run.streamed_names(), ["live.jpg"]);
     assert_eq!(
         run.catalog
             .report()

@@ -162,6 +162,14 @@ pub struct Run {
 }
 
 impl Run {
+    /// File names of the streamed records, in stream order.
+    pub fn streamed_names(&self) -> Vec<&str> {
+        self.streamed
+            .iter()
+            .map(|s| s.0.file_name.as_str())
+            .collect()
+    }
+
     /// The unique streamed record whose path ends with `/name` (panics when 0 or ≥ 2).
     pub fn rec(&self, path_suffix: &str) -> &MediaRecord {
         let hits: Vec<&MediaRecord> = self
