@@ -433,6 +433,47 @@ impl<'s> Manifest<'s> {
         }
     }
 
+    /// A template that adds or drops `{album}` changes an item's key, (id, "") ⇄ (id, album),
+    /// not its file. A placement whose key is no longer wanted is handed to a wanted key of
+    /// the same item that has none, so the file is renamed (or kept where it is) instead of
+    /// copied anew and the old one pruned, or left behind as a duplicate without `prune`.
+    /// When an item has several such placements or wanted keys, they are paired in key
+    /// order, so the outcome does not depend on listing order.
+    fn hand_over_to_new_keys(&mut self, wants: &[Want]) {
+        if !wants.iter().any(|w| !self.map.contains_key(&w.key)) {
+            return;
+        }
+        let wanted: HashSet<&Key> = wants.iter().map(|w| &w.key).collect();
+        let mut spare: HashMap<&str, Vec<&Key>> = HashMap::new();
+        for k in self.map.keys().filter(|k| !wanted.contains(k)) {
+            spare.entry(k.0.as_str()).or_default().push(k);
+        }
+        if spare.is_empty() {
+            return;
+        }
+        for keys in spare.values_mut() {
+            keys.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        let mut unplaced: Vec<&Key> = wants
+            .iter()
+            .map(|w| &w.key)
+            .filter(|k| !self.map.contains_key(*k) && spare.contains_key(k.0.as_str()))
+            .collect();
+        unplaced.sort_unstable();
+        let mut moves: Vec<(Key, Key)> = Vec::new();
+        for new in unplaced {
+            if let Some(old) = spare.get_mut(new.0.as_str()).and_then(|keys| keys.pop()) {
+                moves.push((old.clone(), new.clone()));
+            }
+        }
+        for (old, new) in moves {
+            if let Some(p) = self.map.remove(&old) {
+                self.dirty.push(old);
+                self.set(new, p);
+            }
+        }
+    }
+
     /// Writes the changes since the last segment as one segment.
     fn save(&mut self) -> Result<(), Error> {
         if let Some((k, v)) = self.segment()? {
@@ -678,7 +719,12 @@ impl Engine {
                 }
             }
         }
-        // The interrupted run's journals are settled; they go with the next write.
+        // The interrupted run's journals are settled; they go with the next write. What it
+        // adopted may not be on disk yet (the crash came before its `syncfs`): make it
+        // durable before the journals that could re-check it are gone.
+        if manifest.dirty.iter().any(|k| manifest.map.contains_key(k)) {
+            fsops::syncfs(root)?;
+        }
         let mut journals = old_journals;
 
         // Entries whose file was changed or removed by someone else are forgotten: the file
@@ -726,6 +772,7 @@ impl Engine {
             manifest.map.remove(&k);
             manifest.dirty.push(k);
         }
+        manifest.hand_over_to_new_keys(&wants);
         let owner: HashMap<&str, &Key> = manifest
             .map
             .iter()
@@ -1213,7 +1260,31 @@ impl<'a> DirCache<'a> {
             )));
         }
         self.create(dir)?;
-        self.known.insert(dir.to_string());
+        // A folder that was already there may be someone's symlink, which would take this
+        // file (and every later one) outside the target: such a path is refused. Each
+        // folder is checked once per run; the ones `create` just made are real folders.
+        let mut end = 0;
+        while end < dir.len() {
+            end = dir[end..].find('/').map_or(dir.len(), |i| end + i);
+            let prefix = &dir[..end];
+            end += 1;
+            if self.known.contains(prefix) {
+                continue;
+            }
+            let path = self.root.join(prefix);
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+            if !meta.is_dir() {
+                return Err(Error::io(
+                    "create directory",
+                    &path,
+                    io::Error::other(
+                        "is a symbolic link (or not a folder); the export does not follow \
+                         links out of its target: replace it with a real folder",
+                    ),
+                ));
+            }
+            self.known.insert(prefix.to_string());
+        }
         Ok(())
     }
 
@@ -1339,8 +1410,17 @@ impl<'a> Placer<'a> {
                 let same = old_rel == rel;
                 let r = self.place(w, rel, &dest, same);
                 if r.is_ok() && !same {
-                    let _ = std::fs::remove_file(self.root.join(old_rel));
-                    self.dirs.remove_empty_parents(old_rel);
+                    let old = self.root.join(old_rel);
+                    match std::fs::remove_file(&old) {
+                        Ok(()) => self.dirs.remove_empty_parents(old_rel),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        // The new file is in place; the old one is the user's from now on.
+                        Err(e) => tracing::warn!(
+                            "export: the previous file {} was not removed ({e}); it is left \
+                             as it is",
+                            old.display()
+                        ),
+                    }
                 }
                 r
             }
@@ -1668,11 +1748,9 @@ fn reflink(src: &std::fs::File, dst: &std::fs::File) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        // _IOW(0x94, 9, int) from linux/fs.h; not exported by every libc version.
-        const FICLONE: libc::c_ulong = 0x4004_9409;
         // SAFETY: both descriptors are valid for the duration of the call; FICLONE reads the
         // source descriptor passed by value and modifies only the destination file.
-        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) };
+        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
         if rc == 0 {
             Ok(())
         } else {

@@ -243,6 +243,112 @@ async fn template_change_renames_only() {
 }
 
 #[tokio::test]
+async fn a_template_that_adds_or_drops_album_moves_files_instead_of_copying_them() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let by_year = |prune| {
+        let mut t = target(&f, "{year}/{filename}", ExportMode::Copy);
+        t.prune = prune;
+        t
+    };
+    let by_album = {
+        let mut t = target(&f, "{album|Unsorted}/{filename}", ExportMode::Copy);
+        t.prune = true;
+        t
+    };
+    let inode = |rel: &str| tree(&f.out)[rel].0;
+    engine
+        .export(&by_year(true), &CancellationToken::new())
+        .unwrap();
+    let (a, b, c) = (
+        inode("2020/a.jpg"),
+        inode("2021/b.mp4"),
+        inode("2021/c.png"),
+    );
+
+    // a.jpg is in two albums: one of them gets the file it had, the other a new copy.
+    let r = engine.export(&by_album, &CancellationToken::new()).unwrap();
+    assert_eq!((r.renamed, r.placed, r.pruned), (3, 1, 0), "{r:?}");
+    assert_eq!(
+        names(&f.out),
+        [
+            "Family/a.jpg",
+            "Family/c.png",
+            "Rome/a.jpg",
+            "Unsorted/b.mp4"
+        ]
+    );
+    assert_eq!((inode("Unsorted/b.mp4"), inode("Family/c.png")), (b, c));
+    assert!(
+        [inode("Family/a.jpg"), inode("Rome/a.jpg")].contains(&a),
+        "a.jpg was moved, not copied twice"
+    );
+
+    // Back: each item keeps one of its files, and the second copy of a.jpg is pruned.
+    let r = engine
+        .export(&by_year(true), &CancellationToken::new())
+        .unwrap();
+    assert_eq!((r.renamed, r.placed, r.pruned), (3, 0, 1), "{r:?}");
+    assert_eq!(names(&f.out), ["2020/a.jpg", "2021/b.mp4", "2021/c.png"]);
+    assert_eq!((inode("2021/b.mp4"), inode("2021/c.png")), (b, c));
+
+    // Without prune, the switch there and back copies only a.jpg's second album file, and
+    // that one copy is all it leaves behind.
+    let mut by_album_kept = by_album.clone();
+    by_album_kept.prune = false;
+    let r = engine
+        .export(&by_album_kept, &CancellationToken::new())
+        .unwrap();
+    assert_eq!((r.renamed, r.placed), (3, 1), "{r:?}");
+    let r = engine
+        .export(&by_year(false), &CancellationToken::new())
+        .unwrap();
+    assert_eq!((r.renamed, r.placed, r.pruned), (3, 0, 0), "{r:?}");
+    let left: Vec<String> = names(&f.out)
+        .into_iter()
+        .filter(|n| !["2020/a.jpg", "2021/b.mp4", "2021/c.png"].contains(&n.as_str()))
+        .collect();
+    assert!(
+        left == ["Family/a.jpg"] || left == ["Rome/a.jpg"],
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_symlinked_folder_in_the_target_is_not_followed() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    // Someone made 2020 a link to a folder outside the target.
+    let outside = f.out.parent().unwrap().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, f.out.join("2020")).unwrap();
+
+    let r = engine
+        .export(
+            &target(&f, "{year}/{filename}", ExportMode::Copy),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert_eq!((r.placed, r.failed), (2, 1), "{r:?}");
+    assert!(r.errors[0].contains("symbolic link"), "{:?}", r.errors);
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(f.out.join("2021/b.mp4").is_file());
+
+    // Once it is a real folder, the next run places the file.
+    std::fs::remove_file(f.out.join("2020")).unwrap();
+    let r = engine
+        .export(
+            &target(&f, "{year}/{filename}", ExportMode::Copy),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert_eq!((r.placed, r.failed, r.unchanged), (1, 0, 2), "{r:?}");
+    assert!(f.out.join("2020/a.jpg").is_file());
+}
+
+#[tokio::test]
 async fn prune_touches_only_own_files() {
     let f = fixture();
     standard(&f);
