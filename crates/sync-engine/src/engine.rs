@@ -24,7 +24,7 @@ use crate::report::{
 use crate::seen::SeenSet;
 use crate::source::{ListScope, Prepared, Source, SourceError};
 use crate::store::{SledStore, Store, Tree};
-use crate::types::{AlbumId, MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
+use crate::types::{AlbumId, ContentHash, MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
 
 /// Flush the index after this many listed items.
 const CHECKPOINT_ITEMS: u64 = 1000;
@@ -63,7 +63,7 @@ impl From<Error> for Stop {
 enum ItemResult {
     Done {
         size: u64,
-        blake3: String,
+        blake3: ContentHash,
         adopted: bool,
         /// Batch durability: the complete temp file, renamed to its final name only after
         /// the batch's `syncfs` (a final name never holds data that is not on disk yet).
@@ -1280,7 +1280,7 @@ impl Engine {
             }
             if deep {
                 let (_, h) = fsops::hash_file(&path).map_err(|e| Error::io("read", &path, e))?;
-                if Some(&h) != rec.blake3.as_ref() {
+                if Some(h) != rec.blake3 {
                     push_capped(&mut v.hash_mismatch, &mut v.hash_mismatch_count, rec.path);
                     continue;
                 }
@@ -1423,7 +1423,7 @@ impl Engine {
 struct Completed {
     id: MediaId,
     size: u64,
-    blake3: String,
+    blake3: ContentHash,
     /// Batch durability: (temp file, final path), renamed at commit.
     staged: Option<(PathBuf, PathBuf)>,
 }
@@ -1617,7 +1617,7 @@ async fn write_one(
     prep: &Prepared,
     dir: &Path,
     target: &Path,
-) -> Result<(u64, String, Option<PathBuf>), WriteFail> {
+) -> Result<(u64, ContentHash, Option<PathBuf>), WriteFail> {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -59,7 +59,7 @@ use crate::index::{ItemRecord, ItemState};
 use crate::naming;
 use crate::store::{Batch, Entry, Store, Tree};
 use crate::template::{Fields, Template};
-use crate::types::{AlbumId, MediaId, SourceKind};
+use crate::types::{AlbumId, ContentHash, MediaId, SourceKind};
 
 /// How a placed file refers to the library's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -218,8 +218,8 @@ struct Placed {
     #[serde(rename = "i")]
     ino: u64,
     /// blake3 of the library file it came from.
-    #[serde(rename = "h", default, with = "crate::codec::hash")]
-    blake3: Option<String>,
+    #[serde(rename = "h", default)]
+    blake3: Option<ContentHash>,
     /// Set only by schema 1, which recorded every placement as pending before making it;
     /// such a record is settled like a journal entry.
     #[serde(rename = "w", default)]
@@ -227,7 +227,7 @@ struct Placed {
 }
 
 impl Placed {
-    fn new(rel: String, meta: &std::fs::Metadata, blake3: Option<String>, mode: char) -> Self {
+    fn new(rel: String, meta: &std::fs::Metadata, blake3: Option<ContentHash>, mode: char) -> Self {
         let (size, mtime, ino) = stat_of(meta);
         Placed {
             mode,
@@ -435,10 +435,14 @@ impl<'s> Manifest<'s> {
 
     /// A template that adds or drops `{album}` changes an item's key, (id, "") ⇄ (id, album),
     /// not its file. A placement whose key is no longer wanted is handed to a wanted key of
-    /// the same item that has none, so the file is renamed (or kept where it is) instead of
-    /// copied anew and the old one pruned, or left behind as a duplicate without `prune`.
-    /// When an item has several such placements or wanted keys, they are paired in key
-    /// order, so the outcome does not depend on listing order.
+    /// the same item on the other side of that change, so the file is renamed (or kept where
+    /// it is) instead of copied anew and the old one pruned, or left behind as a duplicate
+    /// without `prune`. Album-to-album changes (a new album filter, an item that moved to
+    /// another album) are not hand-overs: those files stay where the user last saw them.
+    ///
+    /// An item in several albums has several placements and keys: a placement already at
+    /// the wanted path goes to that key first, the rest are paired in key order, so the
+    /// outcome never depends on listing order.
     fn hand_over_to_new_keys(&mut self, wants: &[Want]) {
         if !wants.iter().any(|w| !self.map.contains_key(&w.key)) {
             return;
@@ -452,19 +456,37 @@ impl<'s> Manifest<'s> {
             return;
         }
         for keys in spare.values_mut() {
-            keys.sort_unstable_by(|a, b| b.cmp(a));
+            keys.sort_unstable();
         }
-        let mut unplaced: Vec<&Key> = wants
+        let mut unplaced: Vec<&Want> = wants
             .iter()
-            .map(|w| &w.key)
-            .filter(|k| !self.map.contains_key(*k) && spare.contains_key(k.0.as_str()))
+            .filter(|w| !self.map.contains_key(&w.key) && spare.contains_key(w.key.0.as_str()))
             .collect();
-        unplaced.sort_unstable();
+        unplaced.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let crosses = |old: &Key, new: &Key| old.1.is_empty() != new.1.is_empty();
         let mut moves: Vec<(Key, Key)> = Vec::new();
-        for new in unplaced {
-            if let Some(old) = spare.get_mut(new.0.as_str()).and_then(|keys| keys.pop()) {
-                moves.push((old.clone(), new.clone()));
-            }
+        // First the placements that can stay where they are, then the others in key order.
+        for at_home in [true, false] {
+            unplaced.retain(|w| {
+                let Some(keys) = spare.get_mut(w.key.0.as_str()) else {
+                    return false;
+                };
+                let fits = |old: &&Key| {
+                    crosses(old, &w.key)
+                        && (!at_home
+                            || self
+                                .map
+                                .get(*old)
+                                .is_some_and(|p| candidates(&w.rel, &w.key).any(|c| c == p.rel)))
+                };
+                match keys.iter().position(fits) {
+                    Some(i) => {
+                        moves.push((keys.remove(i).clone(), w.key.clone()));
+                        false
+                    }
+                    None => true,
+                }
+            });
         }
         for (old, new) in moves {
             if let Some(p) = self.map.remove(&old) {
@@ -550,7 +572,7 @@ struct Want {
     rel: String,
     lib_rel: String,
     size: Option<u64>,
-    blake3: Option<String>,
+    blake3: Option<ContentHash>,
     taken_ms: Option<i64>,
 }
 
@@ -562,7 +584,7 @@ impl Want {
             rel,
             lib_rel: rec.path.clone(),
             size: rec.size,
-            blake3: rec.blake3.clone(),
+            blake3: rec.blake3,
             taken_ms: rec.taken_ms,
         }
     }
@@ -581,8 +603,9 @@ enum Action {
     Replace,
     /// Our file is elsewhere (template change): rename it.
     Rename(String),
-    /// Our file was placed in another mode: place anew, then remove the old one.
-    Remode(String),
+    /// Our file elsewhere cannot simply be moved (it was placed in another mode, or the
+    /// library file changed since): place anew, then remove the old one.
+    Supersede(String),
 }
 
 impl Engine {
@@ -704,7 +727,7 @@ impl Engine {
             });
             match (adopted, want) {
                 (Some(meta), Some(w)) => {
-                    manifest.set(key, Placed::new(rel, &meta, w.blake3.clone(), m));
+                    manifest.set(key, Placed::new(rel, &meta, w.blake3, m));
                 }
                 _ => {
                     let written_here = manifest.map.get(&key).is_some_and(|p| {
@@ -864,13 +887,20 @@ impl Engine {
             let w = &wants[i];
             let action = match manifest.map.get(&w.key) {
                 None => Action::New,
-                Some(p) if p.mode != mode => Action::Remode(p.rel.clone()),
+                Some(p) if p.mode != mode => Action::Supersede(p.rel.clone()),
+                Some(p) if p.blake3 != w.blake3 && w.blake3.is_some() => {
+                    if p.rel == rel {
+                        Action::Replace
+                    } else {
+                        // Moving it would keep the old content under the new name.
+                        Action::Supersede(p.rel.clone())
+                    }
+                }
                 Some(p) if p.rel != rel => Action::Rename(p.rel.clone()),
-                Some(p) if p.blake3 == w.blake3 || w.blake3.is_none() => {
+                Some(_) => {
                     report.unchanged += 1;
                     continue;
                 }
-                Some(_) => Action::Replace,
             };
             todo.push((i, rel, action));
         }
@@ -1031,7 +1061,7 @@ impl Engine {
                         done += 1;
                         manifest.set(
                             w.key.clone(),
-                            Placed::new(rel.clone(), &meta, w.blake3.clone(), mode),
+                            Placed::new(rel.clone(), &meta, w.blake3, mode),
                         );
                     }
                     Outcome::Failed(e) => report.fail(format!("{}: {e}", w.key.0)),
@@ -1150,7 +1180,7 @@ impl Engine {
                     key: (id.0, String::new()),
                     lib_rel: std::mem::take(&mut rec.path),
                     size: rec.size,
-                    blake3: rec.blake3.take(),
+                    blake3: rec.blake3,
                     taken_ms: rec.taken_ms,
                 });
             }
@@ -1259,56 +1289,43 @@ impl<'a> DirCache<'a> {
                 self.root.display()
             )));
         }
-        self.create(dir)?;
-        // A folder that was already there may be someone's symlink, which would take this
-        // file (and every later one) outside the target: such a path is refused. Each
-        // folder is checked once per run; the ones `create` just made are real folders.
-        let mut end = 0;
-        while end < dir.len() {
-            end = dir[end..].find('/').map_or(dir.len(), |i| end + i);
+        // Top-down, each folder checked before anything is created inside it: a folder
+        // that was already there may be someone's symlink, and writing through it would put
+        // this file (and every later one) outside the target. Each folder is checked once
+        // per run. A missing root is not recreated (a share unmounted during the export).
+        let ends = dir
+            .match_indices('/')
+            .map(|(i, _)| i)
+            .chain(std::iter::once(dir.len()));
+        for end in ends {
             let prefix = &dir[..end];
-            end += 1;
             if self.known.contains(prefix) {
                 continue;
             }
             let path = self.root.join(prefix);
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
-            if !meta.is_dir() {
-                return Err(Error::io(
-                    "create directory",
-                    &path,
-                    io::Error::other(
-                        "is a symbolic link (or not a folder); the export does not follow \
-                         links out of its target: replace it with a real folder",
-                    ),
-                ));
+            let meta = match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match std::fs::create_dir(&path) {
+                        Ok(()) => None,
+                        // Another placement thread made it meanwhile: check what is there.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(
+                            std::fs::symlink_metadata(&path)
+                                .map_err(|e| Error::io("stat", &path, e))?,
+                        ),
+                        Err(e) => return Err(Error::io("create directory", &path, e)),
+                    }
+                }
+                Err(e) => return Err(Error::io("stat", &path, e)),
+                Ok(meta) => Some(meta),
+            };
+            if let Some(meta) = meta
+                && !meta.is_dir()
+            {
+                return Err(not_a_folder(&path, &meta));
             }
             self.known.insert(prefix.to_string());
         }
         Ok(())
-    }
-
-    /// `mkdir -p` below the root that fails, rather than recreating it, if the root itself
-    /// went away (a share unmounted during the export).
-    fn create(&self, dir: &str) -> Result<(), Error> {
-        let path = self.root.join(dir);
-        match std::fs::create_dir(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.rsplit_once('/') {
-                Some((parent, _)) => {
-                    self.create(parent)?;
-                    match std::fs::create_dir(&path) {
-                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                            Err(Error::io("create directory", &path, e))
-                        }
-                        _ => Ok(()),
-                    }
-                }
-                None => Err(Error::io("create directory", &path, e)),
-            },
-            Err(e) => Err(Error::io("create directory", &path, e)),
-        }
     }
 
     /// Removes folders emptied by a move or prune of `rel`, up to (never including) the root.
@@ -1322,6 +1339,23 @@ impl<'a> DirCache<'a> {
             cur = dir;
         }
     }
+}
+
+/// The error for a path the template needs as a folder but that is something else.
+fn not_a_folder(path: &Path, meta: &std::fs::Metadata) -> Error {
+    let why = if meta.file_type().is_symlink() {
+        let to = std::fs::read_link(path)
+            .map(|t| format!(" to {}", t.display()))
+            .unwrap_or_default();
+        format!(
+            "is a symbolic link{to}; the export does not write through links (they could lead \
+             outside the target): make it a real folder, or change the template"
+        )
+    } else {
+        "is in the way: the template needs a folder there; move it, or change the template"
+            .to_string()
+    };
+    Error::io("use as folder", path, io::Error::other(why))
 }
 
 /// What placements add to the report (kept per worker, summed after each chunk).
@@ -1406,7 +1440,7 @@ impl<'a> Placer<'a> {
                 }
                 r.map(|()| None)
             }
-            Action::Remode(old_rel) => {
+            Action::Supersede(old_rel) => {
                 let same = old_rel == rel;
                 let r = self.place(w, rel, &dest, same);
                 if r.is_ok() && !same {
@@ -1573,9 +1607,9 @@ impl<'a> Placer<'a> {
         if !cloned {
             self.tally.bytes_copied += size;
         }
-        let hash = h.finalize();
-        if let Some(expected) = &w.blake3
-            && hash.to_hex().as_str() != expected.as_str()
+        let hash = ContentHash::from(h.finalize());
+        if let Some(expected) = w.blake3
+            && hash != expected
         {
             return Err(Error::io(
                 "verify",
@@ -1583,8 +1617,7 @@ impl<'a> Placer<'a> {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "blake3 {} differs from the index ({expected}); run `verify --deep`",
-                        hash.to_hex()
+                        "blake3 {hash} differs from the index ({expected}); run `verify --deep`"
                     ),
                 ),
             ));
@@ -1871,7 +1904,7 @@ mod tests {
             size: 5,
             mtime: (1_600_000_000, 7),
             ino: 300,
-            blake3: Some(blake3::hash(b"alpha").to_hex().to_string()),
+            blake3: Some(ContentHash::of(b"alpha")),
             pending: false,
         };
         let bytes = codec::encode(&p).unwrap();
@@ -1913,7 +1946,7 @@ mod tests {
                 rel: rel.into(),
                 lib_rel: "a.jpg".into(),
                 size: Some(5),
-                blake3: Some(blake3::hash(bytes).to_hex().to_string()),
+                blake3: Some(ContentHash::of(bytes)),
                 taken_ms: Some(1_600_000_000_000),
             };
             let mut p = Placer::new(&lib, &root, ExportMode::Copy);
@@ -2149,6 +2182,41 @@ mod tests {
             assert!(files(&lib.out).is_empty(), "{mode:?}");
             assert!(lib.engine.export_manifest("nas").unwrap().is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_that_moves_and_changes_in_one_run_is_copied_anew_not_renamed() {
+        let lib = library(2).await;
+        lib.engine
+            .export(
+                &target(&lib, "{filename}", ExportMode::Copy),
+                &CancellationToken::new(),
+            )
+            .unwrap();
+        // The library file is replaced by other bytes (as a Takeout original replaces a
+        // download), in the same run as a template change.
+        let index = lib.engine.index();
+        let (id, mut rec) = index
+            .items()
+            .map(Result::unwrap)
+            .find(|(_, r)| r.filename == "IMG_0.jpg")
+            .unwrap();
+        let library = lib.engine.config().library_dir.join(&rec.path);
+        std::fs::write(&library, b"the original").unwrap();
+        rec.size = Some(12);
+        rec.blake3 = Some(ContentHash::of(b"the original"));
+        index.put_item(&id, &rec).unwrap();
+
+        let t = target(&lib, "{year}/{filename}", ExportMode::Copy);
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!((r.renamed, r.placed, r.failed), (1, 1, 0), "{r:?}");
+        assert_eq!(files(&lib.out), ["2020/IMG_0.jpg", "2020/IMG_1.jpg"]);
+        assert_eq!(
+            std::fs::read(lib.out.join("2020/IMG_0.jpg")).unwrap(),
+            b"the original"
+        );
+        let r = lib.engine.export(&t, &CancellationToken::new()).unwrap();
+        assert_eq!(r.unchanged, 2, "{r:?}");
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use tokio::io::AsyncWrite;
 
 use crate::error::Error;
 use crate::naming::truncate_keep_ext;
+use crate::types::ContentHash;
 
 /// Marker that only our temp files carry. Library names never start with a dot (see
 /// `naming::sanitize_component`), so cleanup can never hit a user's photo.
@@ -160,11 +161,11 @@ fn e_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// blake3 of a file, streamed.
-pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+pub fn hash_file(path: &Path) -> io::Result<(u64, ContentHash)> {
     let mut h = blake3::Hasher::new();
     let mut f = std::fs::File::open(path)?;
     let n = io::copy(&mut f, &mut h)?;
-    Ok((n, h.finalize().to_hex().to_string()))
+    Ok((n, h.finalize().into()))
 }
 
 /// Converts ms since the epoch to a `SystemTime` (negative = before 1970).
@@ -199,13 +200,9 @@ impl<W> HashingWriter<W> {
     pub fn disk_full(&self) -> bool {
         self.disk_full
     }
-    /// Finishes: (inner, bytes, blake3 hex).
-    pub fn finish(self) -> (W, u64, String) {
-        (
-            self.inner,
-            self.written,
-            self.hasher.finalize().to_hex().to_string(),
-        )
+    /// Finishes: (inner, bytes, blake3).
+    pub fn finish(self) -> (W, u64, ContentHash) {
+        (self.inner, self.written, self.hasher.finalize().into())
     }
 
     fn note(&mut self, e: &io::Error) {
@@ -288,7 +285,7 @@ mod tests {
         assert!(!ok.disk_full());
         let (buf, n, h) = ok.finish();
         assert_eq!((buf.as_slice(), n), (&b"abc"[..], 3));
-        assert_eq!(h, blake3::hash(b"abc").to_hex().to_string());
+        assert_eq!(h, ContentHash::of(b"abc"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::store::{Store, Tree};
-use crate::types::{AlbumId, MediaId, RemoteItem, SourceKind};
+use crate::types::{AlbumId, ContentHash, MediaId, RemoteItem, SourceKind};
 
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -64,9 +64,9 @@ pub struct ItemRecord {
     /// Size of the file in the library.
     #[serde(rename = "s", default)]
     pub size: Option<u64>,
-    /// blake3 of the file in the library (hex).
-    #[serde(rename = "h", default, with = "crate::codec::hash")]
-    pub blake3: Option<String>,
+    /// blake3 of the file in the library.
+    #[serde(rename = "h", default)]
+    pub blake3: Option<ContentHash>,
     /// Favourite.
     #[serde(rename = "f", default)]
     pub favorite: bool,
@@ -118,9 +118,9 @@ struct StoredItem {
     /// Size of the file in the library.
     #[serde(rename = "s", default)]
     size: Option<u64>,
-    /// blake3 of the file in the library (hex).
-    #[serde(rename = "h", default, with = "crate::codec::hash")]
-    blake3: Option<String>,
+    /// blake3 of the file in the library.
+    #[serde(rename = "h", default)]
+    blake3: Option<ContentHash>,
     /// Favourite.
     #[serde(rename = "f", default)]
     favorite: bool,
@@ -799,7 +799,7 @@ mod tests {
         rec.path = "photos/2023/08/PXL_20230815_123456789.MP.jpg".into();
         rec.state = ItemState::Done;
         rec.size = Some(3_456_789);
-        rec.blake3 = Some(blake3::hash(b"x").to_hex().to_string());
+        rec.blake3 = Some(ContentHash::of(b"x"));
         (id, rec)
     }
 

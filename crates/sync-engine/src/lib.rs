@@ -92,7 +92,7 @@ pub use takeout_import::{
     takeout_inbox_inputs,
 };
 pub use template::{Template, TemplateError};
-pub use types::{AlbumId, MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
+pub use types::{AlbumId, ContentHash, MediaId, Readiness, RemoteAlbum, RemoteItem, SourceKind};
 
 /// Re-exported so callers need not depend on chrono-tz directly for [`EngineConfig`].
 pub use chrono_tz::Tz;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::types::{MediaId, SourceKind};
+use crate::types::{ContentHash, MediaId, SourceKind};
 
 /// Options for one [`crate::Engine::sync`] call.
 #[derive(Debug, Clone, Copy, Default)]
@@ -199,8 +199,8 @@ pub struct IndexedItem {
     pub camera_model: Option<String>,
     /// Description.
     pub description: Option<String>,
-    /// blake3 of the library file (hex).
-    pub blake3: Option<String>,
+    /// blake3 of the library file (hex in JSON).
+    pub blake3: Option<ContentHash>,
     /// `unplaced`, `pending`, `done` or `removed`.
     pub state: &'static str,
 }

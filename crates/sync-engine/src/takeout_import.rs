@@ -55,7 +55,7 @@ use crate::index::{AlbumRecord, ItemRecord, ItemState};
 use crate::naming;
 use crate::report::{ProgressEvent, ProgressSink, RunReport};
 use crate::store::Tree;
-use crate::types::{AlbumId, MediaId, SourceKind};
+use crate::types::{AlbumId, ContentHash, MediaId, SourceKind};
 
 /// Index key (meta tree) of the last import's report.
 const LAST_REPORT_KEY: &[u8] = b"takeout/last_report";
@@ -251,7 +251,7 @@ struct TakeoutExtra {
 struct Known {
     id: MediaId,
     path: String,
-    blake3: String,
+    blake3: ContentHash,
 }
 
 /// Why the stream consumer stopped.
@@ -275,7 +275,7 @@ enum Streamed {
     Written {
         temp: PathBuf,
         size: u64,
-        hash: String,
+        hash: ContentHash,
     },
 }
 
@@ -311,7 +311,7 @@ struct State<'a> {
     cancel: &'a CancellationToken,
     report: TakeoutReport,
     /// Library files by content hash.
-    by_hash: HashMap<String, Known>,
+    by_hash: HashMap<ContentHash, Known>,
     /// Library files by (size, file name): the one an entry is compared with while it
     /// streams. Only a same-named file is a likely duplicate (the year-folder copy of an
     /// album photo, the same file in an earlier export, the API copy); comparing with any
@@ -504,7 +504,7 @@ impl State<'_> {
     fn remember(&mut self, size: u64, k: Known) {
         let name = k.path.rsplit('/').next().unwrap_or(&k.path).to_owned();
         self.by_size_name.insert((size, name), k.clone());
-        self.by_hash.insert(k.blake3.clone(), k);
+        self.by_hash.insert(k.blake3, k);
     }
 
     fn load_known(&mut self) -> Result<(), Error> {
@@ -513,7 +513,7 @@ impl State<'_> {
             if rec.state != ItemState::Done {
                 continue;
             }
-            if let (Some(size), Some(h)) = (rec.size, rec.blake3.clone()) {
+            if let (Some(size), Some(h)) = (rec.size, rec.blake3) {
                 self.remember(
                     size,
                     Known {
@@ -711,19 +711,19 @@ impl State<'_> {
                     self.merge_metadata(&id, rec, taken_ms)?;
                     id
                 } else if let Some(id) = self.same_photo(rec, taken_ms)? {
-                    self.replace_file(&id, &temp, size, &hash)?;
+                    self.replace_file(&id, &temp, size, hash)?;
                     guard.0 = None;
                     self.merge_metadata(&id, rec, taken_ms)?;
                     id
                 } else {
-                    let id = MediaId::new(format!("takeout:{}", &hash[..32]));
-                    match self.place(&id, &folder, &name, &temp, size, &hash, taken)? {
+                    let id = MediaId::new(format!("takeout:{}", &hash.to_hex()[..32]));
+                    match self.place(&id, &folder, &name, &temp, size, hash, taken)? {
                         Some(path) => {
                             guard.0 = None;
                             let mut r = new_record(rec, taken_ms);
                             r.path = path.clone();
                             r.size = Some(size);
-                            r.blake3 = Some(hash.clone());
+                            r.blake3 = Some(hash);
                             self.remember(
                                 size,
                                 Known {
@@ -825,7 +825,7 @@ impl State<'_> {
         id: &MediaId,
         temp: &Path,
         size: u64,
-        hash: &str,
+        hash: ContentHash,
     ) -> Result<(), Error> {
         let Some(mut r) = self.engine.index().item(id)? else {
             return Err(Error::Config(format!("{id} vanished from the index")));
@@ -850,14 +850,14 @@ impl State<'_> {
             fsops::syncfs(lib)?;
         }
         r.size = Some(size);
-        r.blake3 = Some(hash.to_owned());
+        r.blake3 = Some(hash);
         self.engine.index().put_item(id, &r)?;
         self.remember(
             size,
             Known {
                 id: id.clone(),
                 path: r.path.clone(),
-                blake3: hash.to_owned(),
+                blake3: hash,
             },
         );
         self.report.replaced_with_original += 1;
@@ -875,7 +875,7 @@ impl State<'_> {
         name: &str,
         temp: &Path,
         size: u64,
-        hash: &str,
+        hash: ContentHash,
         taken: Option<DateTime<Utc>>,
     ) -> Result<Option<String>, Error> {
         let lib = self.engine.config().library_dir.clone();
@@ -909,7 +909,7 @@ impl State<'_> {
                     let mut r = ItemRecord {
                         path: rel.clone(),
                         size: Some(size),
-                        blake3: Some(hash.to_owned()),
+                        blake3: Some(hash),
                         ..empty_record()
                     };
                     r.taken_ms = taken.map(|t| t.timestamp_millis());
@@ -919,7 +919,7 @@ impl State<'_> {
                         Known {
                             id: id.clone(),
                             path: rel,
-                            blake3: hash.to_owned(),
+                            blake3: hash,
                         },
                     );
                     return Ok(None);
@@ -1281,7 +1281,7 @@ fn stream_into(
     Ok(Streamed::Written {
         temp: tmp,
         size: pos,
-        hash: hasher.finalize().to_hex().to_string(),
+        hash: hasher.finalize().into(),
     })
 }
 

@@ -325,27 +325,41 @@ async fn a_symlinked_folder_in_the_target_is_not_followed() {
     std::fs::create_dir(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, f.out.join("2020")).unwrap();
 
-    let r = engine
-        .export(
-            &target(&f, "{year}/{filename}", ExportMode::Copy),
-            &CancellationToken::new(),
-        )
-        .unwrap();
+    // Two folder levels: not even the month folder may be created through the link.
+    let t = target(&f, "{year}/{month}/{filename}", ExportMode::Copy);
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
     assert_eq!((r.placed, r.failed), (2, 1), "{r:?}");
-    assert!(r.errors[0].contains("symbolic link"), "{:?}", r.errors);
+    assert!(r.errors[0].contains("symbolic link to"), "{:?}", r.errors);
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-    assert!(f.out.join("2021/b.mp4").is_file());
+    assert!(f.out.join("2021/07/b.mp4").is_file());
 
     // Once it is a real folder, the next run places the file.
     std::fs::remove_file(f.out.join("2020")).unwrap();
-    let r = engine
-        .export(
-            &target(&f, "{year}/{filename}", ExportMode::Copy),
-            &CancellationToken::new(),
-        )
-        .unwrap();
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
     assert_eq!((r.placed, r.failed, r.unchanged), (1, 0, 2), "{r:?}");
-    assert!(f.out.join("2020/a.jpg").is_file());
+    assert!(f.out.join("2020/03/a.jpg").is_file());
+}
+
+#[tokio::test]
+async fn an_album_filter_change_leaves_the_old_albums_files_where_they_are() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let mut t = target(&f, "{album}/{filename}", ExportMode::Copy);
+    t.filter.albums = vec!["Rome".into()];
+    engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(names(&f.out), ["Rome/a.jpg"]);
+    let rome = tree(&f.out)["Rome/a.jpg"].0;
+
+    // Without prune, what the user saw in Rome/ stays there; Family/ is filled anew.
+    t.filter.albums = vec!["Family".into()];
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!((r.renamed, r.placed, r.pruned), (0, 2, 0), "{r:?}");
+    assert_eq!(
+        names(&f.out),
+        ["Family/a.jpg", "Family/c.png", "Rome/a.jpg"]
+    );
+    assert_eq!(tree(&f.out)["Rome/a.jpg"].0, rome);
 }
 
 #[tokio::test]

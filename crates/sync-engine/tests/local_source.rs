@@ -133,13 +133,12 @@ async fn full_sync_is_byte_identical_with_capture_mtimes_and_second_run_is_a_no_
     assert_eq!(a.path, "photos/2020/03/a.jpg");
     assert_eq!(a.taken_at.as_deref(), Some("2020-03-15T12:00:00Z"));
     assert_eq!(a.size, Some(5));
-    assert_eq!(
-        a.blake3.as_deref(),
-        Some(blake3::hash(b"alpha").to_hex().as_str())
-    );
+    assert_eq!(a.blake3, Some(sync_engine::ContentHash::of(b"alpha")));
     let json = serde_json::to_value(a).unwrap();
     assert_eq!(json["source"], "local");
     assert_eq!(json["state"], "done");
+    // `list --json` shows the hash as hex.
+    assert_eq!(json["blake3"], blake3::hash(b"alpha").to_hex().as_str());
 
     let s = engine.status().unwrap();
     assert_eq!((s.items, s.done, s.pending, s.failed), (3, 3, 0, 0));
