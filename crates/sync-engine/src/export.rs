@@ -444,7 +444,7 @@ impl<'s> Manifest<'s> {
     /// the wanted path goes to that key first, the rest are paired in key order, so the
     /// outcome never depends on listing order.
     fn hand_over_to_new_keys(&mut self, wants: &[Want]) {
-        if !wants.iter().any(|w| !self.map.contains_key(&w.key)) {
+        if self.map.is_empty() || !wants.iter().any(|w| !self.map.contains_key(&w.key)) {
             return;
         }
         let wanted: HashSet<&Key> = wants.iter().map(|w| &w.key).collect();
@@ -727,7 +727,26 @@ impl Engine {
             });
             match (adopted, want) {
                 (Some(meta), Some(w)) => {
+                    // The file this placement superseded (another mode or content), or the
+                    // second name a link-then-unlink rename left, is still ours and
+                    // untouched: the interrupted run would have removed it next.
+                    let leftover = manifest
+                        .map
+                        .get(&key)
+                        .filter(|p| p.rel != rel && p.intact(root).is_ok_and(|ok| ok))
+                        .map(|p| p.rel.clone());
                     manifest.set(key, Placed::new(rel, &meta, w.blake3, m));
+                    if let Some(old) = leftover
+                        && DirCache::new(root).inside(&old)
+                    {
+                        let path = root.join(&old);
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            tracing::warn!(
+                                "export: {} was not removed ({e}); it is left as it is",
+                                path.display()
+                            );
+                        }
+                    }
                 }
                 _ => {
                     let written_here = manifest.map.get(&key).is_some_and(|p| {
@@ -924,6 +943,16 @@ impl Engine {
                     continue;
                 };
                 let path = root.join(&rel);
+                if !placer.dirs.inside(&rel) {
+                    // Someone replaced a folder of ours by a link: what it leads to is theirs.
+                    tracing::warn!(
+                        "export: {} is reached through a symbolic link; not pruned, and no \
+                         longer the export's",
+                        path.display()
+                    );
+                    manifest.remove(&k);
+                    continue;
+                }
                 match std::fs::remove_file(&path) {
                     Ok(()) => report.pruned += 1,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -1328,8 +1357,27 @@ impl<'a> DirCache<'a> {
         Ok(())
     }
 
+    /// Whether every folder between the root and `rel` is a real folder: a removal through
+    /// a symlinked folder would act outside the target.
+    fn inside(&self, rel: &str) -> bool {
+        let Some((dir, _)) = rel.rsplit_once('/') else {
+            return true;
+        };
+        dir.match_indices('/')
+            .map(|(i, _)| i)
+            .chain(std::iter::once(dir.len()))
+            .all(|end| {
+                let prefix = &dir[..end];
+                self.known.contains(prefix)
+                    || std::fs::symlink_metadata(self.root.join(prefix)).is_ok_and(|m| m.is_dir())
+            })
+    }
+
     /// Removes folders emptied by a move or prune of `rel`, up to (never including) the root.
     fn remove_empty_parents(&mut self, rel: &str) {
+        if !self.inside(rel) {
+            return;
+        }
         let mut cur = rel;
         while let Some((dir, _)) = cur.rsplit_once('/') {
             if std::fs::remove_dir(self.root.join(dir)).is_err() {
@@ -1443,7 +1491,13 @@ impl<'a> Placer<'a> {
             Action::Supersede(old_rel) => {
                 let same = old_rel == rel;
                 let r = self.place(w, rel, &dest, same);
-                if r.is_ok() && !same {
+                if r.is_ok() && !same && !self.dirs.inside(old_rel) {
+                    tracing::warn!(
+                        "export: the previous file {} is reached through a symbolic link; \
+                         left as it is",
+                        self.root.join(old_rel).display()
+                    );
+                } else if r.is_ok() && !same {
                     let old = self.root.join(old_rel);
                     match std::fs::remove_file(&old) {
                         Ok(()) => self.dirs.remove_empty_parents(old_rel),
@@ -1998,6 +2052,49 @@ mod tests {
             ));
             assert!(!root.exists(), "{mode:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_placing_anew_and_removing_the_old_file_is_finished_next_run() {
+        let lib = library(3).await;
+        let links = target(&lib, "{filename}", ExportMode::Hardlink);
+        lib.engine
+            .export(&links, &CancellationToken::new())
+            .unwrap();
+        // Mode and template change: each file is placed anew, then its old link removed.
+        let copies = target(&lib, "{year}/{filename}", ExportMode::Copy);
+        lib.engine
+            .export_inner(&copies, &CancellationToken::new(), Some((1, false)))
+            .unwrap();
+        let moved: Vec<String> = files(&lib.out)
+            .into_iter()
+            .filter_map(|f| f.strip_prefix("2020/").map(str::to_owned))
+            .collect();
+        assert_eq!(moved.len(), 1, "{:?}", files(&lib.out));
+        // The crash came before that old link was removed: put it back as it was.
+        let (_, rec) = lib
+            .engine
+            .index()
+            .items()
+            .map(Result::unwrap)
+            .find(|(_, r)| r.filename == moved[0])
+            .unwrap();
+        std::fs::hard_link(
+            lib.engine.config().library_dir.join(&rec.path),
+            lib.out.join(&moved[0]),
+        )
+        .unwrap();
+
+        let r = lib
+            .engine
+            .export(&copies, &CancellationToken::new())
+            .unwrap();
+        assert_eq!((r.placed, r.failed), (2, 0), "{r:?}");
+        assert_eq!(
+            files(&lib.out),
+            ["2020/IMG_0.jpg", "2020/IMG_1.jpg", "2020/IMG_2.jpg"],
+            "the old link is removed, not left behind untracked"
+        );
     }
 
     /// An export stopped dead after two placements (as a crash would leave it), then run

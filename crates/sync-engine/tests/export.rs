@@ -341,6 +341,28 @@ async fn a_symlinked_folder_in_the_target_is_not_followed() {
 }
 
 #[tokio::test]
+async fn prune_never_removes_through_a_symlinked_folder() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    let mut t = target(&f, "{year}/{filename}", ExportMode::Copy);
+    engine.export(&t, &CancellationToken::new()).unwrap();
+    // The user moves 2021/ to another disk and leaves a link in its place.
+    let elsewhere = f.out.parent().unwrap().join("elsewhere");
+    std::fs::rename(f.out.join("2021"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, f.out.join("2021")).unwrap();
+
+    // b.mp4 is no longer wanted, but what the link leads to is not the export's to delete.
+    t.filter.media = MediaFilter::Photo;
+    t.prune = true;
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(r.pruned, 0, "{r:?}");
+    assert!(elsewhere.join("b.mp4").is_file());
+    assert!(elsewhere.join("c.png").is_file());
+    assert!(f.out.join("2020/a.jpg").is_file());
+}
+
+#[tokio::test]
 async fn an_album_filter_change_leaves_the_old_albums_files_where_they_are() {
     let f = fixture();
     standard(&f);
