@@ -1741,31 +1741,20 @@ fn no_tmpfile(e: &io::Error) -> bool {
 }
 
 /// Gives the unnamed `file` the name `dest`; fails with `AlreadyExists` rather than replace.
-#[allow(unsafe_code)]
 fn link_unnamed(file: &std::fs::File, dest: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use std::ffi::CString;
+        use rustix::fs::{AtFlags, CWD, linkat};
         use std::os::fd::AsRawFd;
-        use std::os::unix::ffi::OsStrExt;
         // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc path does not.
-        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-        let to = CString::new(dest.as_os_str().as_bytes())?;
-        // SAFETY: both pointers are NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::linkat(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::AT_SYMLINK_FOLLOW,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+        Ok(linkat(
+            CWD,
+            from.as_str(),
+            CWD,
+            dest,
+            AtFlags::SYMLINK_FOLLOW,
+        )?)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -1777,33 +1766,15 @@ fn link_unnamed(file: &std::fs::File, dest: &Path) -> io::Result<()> {
 /// Renames `from` to `to` unless `to` exists (`AlreadyExists` then). Filesystems without
 /// `RENAME_NOREPLACE` get a hard link and an unlink; only those without hard links either get
 /// a check before a plain rename.
-#[allow(unsafe_code)]
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let f = CString::new(from.as_os_str().as_bytes())?;
-        let t = CString::new(to.as_os_str().as_bytes())?;
-        // SAFETY: both pointers are NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                f.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(
-            e.raw_os_error(),
-            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-        ) {
-            return Err(e);
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     rename_by_link(from, to)
@@ -1830,19 +1801,10 @@ fn rename_by_link(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// `ioctl(FICLONE)`: makes `dst` share `src`'s blocks (btrfs, XFS with reflink, bcachefs).
-#[allow(unsafe_code)]
 fn reflink(src: &std::fs::File, dst: &std::fs::File) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
-        // SAFETY: both descriptors are valid for the duration of the call; FICLONE reads the
-        // source descriptor passed by value and modifies only the destination file.
-        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        Ok(rustix::fs::ioctl_ficlone(dst, src)?)
     }
     #[cfg(not(target_os = "linux"))]
     {

@@ -95,18 +95,11 @@ pub fn set_times(file: &std::fs::File, t: SystemTime) -> io::Result<()> {
 
 /// `syncfs(2)` on the filesystem holding `dir`: one barrier for a whole batch of files, far
 /// cheaper than one fsync per file on spinning disks and NAS.
-#[allow(unsafe_code)]
 pub fn syncfs(dir: &Path) -> Result<(), Error> {
     let f = std::fs::File::open(dir).map_err(|e| Error::io("open for syncfs", dir, e))?;
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is valid for the lifetime of `f`, and syncfs only reads it.
-        let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-        if rc != 0 {
-            return Err(Error::io("syncfs", dir, io::Error::last_os_error()));
-        }
-        Ok(())
+        rustix::fs::syncfs(&f).map_err(|e| Error::io("syncfs", dir, e.into()))
     }
     #[cfg(not(target_os = "linux"))]
     {
