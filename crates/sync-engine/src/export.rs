@@ -703,13 +703,18 @@ impl Engine {
             .iter()
             .map(|(_, rel, _)| rel.rsplit_once('/').map_or("", |(dir, _)| dir))
             .collect();
+        let mut settle_dirs = DirCache::new(root);
         for dir in interrupted_dirs {
+            if !settle_dirs.folder_inside(dir) {
+                continue;
+            }
             let dir = root.join(dir);
             // Best effort: a leftover temp file must not stop the export.
             if let Err(e) = fsops::remove_temp_files_in(&dir, None) {
                 tracing::debug!("temp files in {} not removed: {e}", dir.display());
             }
         }
+        let mut superseded: Vec<String> = Vec::new();
         for (key, rel, m) in unsettled {
             let want = want_map.get(&key).copied();
             // An item this run no longer wants (a filter changed, it left an album) is still
@@ -730,23 +735,13 @@ impl Engine {
                     // The file this placement superseded (another mode or content), or the
                     // second name a link-then-unlink rename left, is still ours and
                     // untouched: the interrupted run would have removed it next.
-                    let leftover = manifest
-                        .map
-                        .get(&key)
-                        .filter(|p| p.rel != rel && p.intact(root).is_ok_and(|ok| ok))
-                        .map(|p| p.rel.clone());
-                    manifest.set(key, Placed::new(rel, &meta, w.blake3, m));
-                    if let Some(old) = leftover
-                        && DirCache::new(root).inside(&old)
+                    if let Some(p) = manifest.map.get(&key)
+                        && p.rel != rel
+                        && p.intact(root).is_ok_and(|ok| ok)
                     {
-                        let path = root.join(&old);
-                        if let Err(e) = std::fs::remove_file(&path) {
-                            tracing::warn!(
-                                "export: {} was not removed ({e}); it is left as it is",
-                                path.display()
-                            );
-                        }
+                        superseded.push(p.rel.clone());
                     }
+                    manifest.set(key, Placed::new(rel, &meta, w.blake3, m));
                 }
                 _ => {
                     let written_here = manifest.map.get(&key).is_some_and(|p| {
@@ -766,6 +761,22 @@ impl Engine {
         // durable before the journals that could re-check it are gone.
         if manifest.dirty.iter().any(|k| manifest.map.contains_key(k)) {
             fsops::syncfs(root)?;
+        }
+        // Only then the files they superseded go: a crash before this point finds them
+        // still ours and removes them next time.
+        for old in superseded {
+            if !settle_dirs.inside(&old) {
+                continue;
+            }
+            let path = root.join(&old);
+            match std::fs::remove_file(&path) {
+                Ok(()) => settle_dirs.remove_empty_parents(&old),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(
+                    "export: {} was not removed ({e}); it is left as it is",
+                    path.display()
+                ),
+            }
         }
         let mut journals = old_journals;
 
@@ -1360,9 +1371,15 @@ impl<'a> DirCache<'a> {
     /// Whether every folder between the root and `rel` is a real folder: a removal through
     /// a symlinked folder would act outside the target.
     fn inside(&self, rel: &str) -> bool {
-        let Some((dir, _)) = rel.rsplit_once('/') else {
+        rel.rsplit_once('/')
+            .is_none_or(|(dir, _)| self.folder_inside(dir))
+    }
+
+    /// [`DirCache::inside`] for the folder `dir` itself ("" is the root).
+    fn folder_inside(&self, dir: &str) -> bool {
+        if dir.is_empty() {
             return true;
-        };
+        }
         dir.match_indices('/')
             .map(|(i, _)| i)
             .chain(std::iter::once(dir.len()))
@@ -1477,6 +1494,16 @@ impl<'a> Placer<'a> {
         let done = match action {
             Action::New => self.place(w, rel, &dest, false),
             Action::Replace => self.place(w, rel, &dest, true),
+            Action::Rename(from_rel) if !self.dirs.inside(from_rel) => {
+                // Someone replaced a folder of ours by a link: moving the file would take it
+                // from wherever that leads. It stays there, theirs; the item is placed anew.
+                tracing::warn!(
+                    "export: {} is reached through a symbolic link; left there, and {rel} \
+                     is placed anew",
+                    self.root.join(from_rel).display()
+                );
+                self.place(w, rel, &dest, false)
+            }
             Action::Rename(from_rel) => {
                 let from = self.root.join(from_rel);
                 let r = self.dirs.ensure(rel).and_then(|()| {
@@ -2057,6 +2084,45 @@ mod tests {
             ["2020/IMG_0.jpg", "2020/IMG_1.jpg", "2020/IMG_2.jpg"],
             "the old link is removed, not left behind untracked"
         );
+    }
+
+    #[tokio::test]
+    async fn finishing_an_interrupted_supersede_also_removes_the_folder_it_emptied() {
+        let lib = library(2).await;
+        // One folder per item (they are a day apart).
+        let by_day = target(
+            &lib,
+            "{year}/{month}/{day}/{filename}",
+            ExportMode::Hardlink,
+        );
+        lib.engine
+            .export(&by_day, &CancellationToken::new())
+            .unwrap();
+        let before = files(&lib.out);
+        let flat = target(&lib, "{filename}", ExportMode::Copy);
+        lib.engine
+            .export_inner(&flat, &CancellationToken::new(), Some((1, false)))
+            .unwrap();
+        // As if the crash came before the old link and its folder were removed.
+        let old = before.iter().find(|f| !lib.out.join(f).exists()).unwrap();
+        let (_, rec) = lib
+            .engine
+            .index()
+            .items()
+            .map(Result::unwrap)
+            .find(|(_, r)| old.ends_with(&r.filename))
+            .unwrap();
+        std::fs::create_dir_all(lib.out.join(old).parent().unwrap()).unwrap();
+        std::fs::hard_link(
+            lib.engine.config().library_dir.join(&rec.path),
+            lib.out.join(old),
+        )
+        .unwrap();
+
+        let r = lib.engine.export(&flat, &CancellationToken::new()).unwrap();
+        assert_eq!((r.placed, r.failed), (1, 0), "{r:?}");
+        assert_eq!(files(&lib.out), ["IMG_0.jpg", "IMG_1.jpg"]);
+        assert!(!lib.out.join("2020").exists(), "no empty folder is left");
     }
 
     /// An export stopped dead after two placements (as a crash would leave it), then run

@@ -363,6 +363,35 @@ async fn prune_never_removes_through_a_symlinked_folder() {
 }
 
 #[tokio::test]
+async fn a_template_change_never_moves_files_out_of_a_symlinked_folder() {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    engine
+        .export(
+            &target(&f, "{year}/{filename}", ExportMode::Copy),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    let elsewhere = f.out.parent().unwrap().join("elsewhere");
+    std::fs::rename(f.out.join("2021"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, f.out.join("2021")).unwrap();
+
+    // What the link leads to stays there; those items are placed anew.
+    let r = engine
+        .export(
+            &target(&f, "{filename}", ExportMode::Copy),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert_eq!((r.renamed, r.placed, r.failed), (1, 2, 0), "{r:?}");
+    assert!(elsewhere.join("b.mp4").is_file() && elsewhere.join("c.png").is_file());
+    for name in ["a.jpg", "b.mp4", "c.png"] {
+        assert!(f.out.join(name).is_file(), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn an_album_filter_change_leaves_the_old_albums_files_where_they_are() {
     let f = fixture();
     standard(&f);
