@@ -1052,16 +1052,19 @@ impl Engine {
                                         break;
                                     }
                                 }
-                                (out, p.tally)
+                                (out, p.tally, p.tmpfile)
                             })
                         })
                         .collect();
                     let mut all = Vec::with_capacity(chunk.len());
                     for h in handles {
                         match h.join() {
-                            Ok((out, mut tally)) => {
+                            Ok((out, mut tally, tmpfile)) => {
                                 all.extend(out);
                                 tally.add_to(&mut report);
+                                // What one worker learnt about the filesystem, the next
+                                // chunk's workers need not find out again.
+                                placer.tmpfile &= tmpfile;
                             }
                             Err(panic) => std::panic::resume_unwind(panic),
                         }
@@ -1601,18 +1604,22 @@ impl<'a> Placer<'a> {
         if self.tmpfile && !replace {
             match open_unnamed(dir) {
                 Ok(out) => {
-                    let copied = self.tally.bytes_copied;
+                    let before = (self.tally.bytes_copied, self.tally.reflink_fallbacks);
                     let meta = self.fill(w, src, &out, dest)?;
                     match link_unnamed(&out, dest) {
                         Ok(()) => return Ok(meta),
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                             return Err(appeared(dest));
                         }
-                        // No usable /proc: fall back to a named temp file (and count the
-                        // bytes of that copy only).
+                        // A named temp file would fail the same way.
+                        Err(e) if crate::error::is_disk_full(&e) => {
+                            return Err(Error::io("link", dest, e));
+                        }
+                        // No usable /proc: fall back to a named temp file (and count that
+                        // copy only).
                         Err(_) => {
                             self.tmpfile = false;
-                            self.tally.bytes_copied = copied;
+                            (self.tally.bytes_copied, self.tally.reflink_fallbacks) = before;
                         }
                     }
                 }
