@@ -826,9 +826,22 @@ impl Engine {
             manifest.dirty.push(k);
         }
         manifest.hand_over_to_new_keys(&wants);
+        // What prune removes below is free for this run's newcomers: a new item that wants
+        // the name of a file pruned in the same run gets that name, not a suffixed one.
+        let doomed: HashSet<&str> = if target.prune {
+            manifest
+                .map
+                .iter()
+                .filter(|(k, _)| !want_map.contains_key(k))
+                .map(|(_, p)| p.rel.as_str())
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let owner: HashMap<&str, &Key> = manifest
             .map
             .iter()
+            .filter(|(_, p)| !doomed.contains(p.rel.as_str()))
             .map(|(k, p)| (p.rel.as_str(), k))
             .collect();
 
@@ -883,7 +896,7 @@ impl Engine {
                     Some(k) if **k == w.key => {}
                     Some(_) => continue,
                     None => {
-                        if occupied(&c) {
+                        if !doomed.contains(c.as_str()) && occupied(&c) {
                             foreign = true;
                             continue;
                         }
@@ -906,7 +919,7 @@ impl Engine {
                 )),
             }
         }
-        drop((taken, owner));
+        drop((taken, owner, doomed));
 
         // What to do per item; the rest is already in place.
         let mut todo: Vec<(usize, String, Action)> = Vec::new();

@@ -455,6 +455,27 @@ async fn prune_touches_only_own_files() {
 }
 
 #[tokio::test]
+async fn a_name_freed_by_prune_goes_to_the_newcomer_that_wants_it_in_the_same_run() {
+    let f = fixture();
+    put(&f.src, "a.jpg", b"alpha", MAR_2020);
+    put(&f.src, "d.jpg", b"delta", JUL_2021);
+    let engine = engine_with(&f).await;
+    let mut t = target(&f, "latest.{ext}", ExportMode::Copy);
+    t.prune = true;
+    t.filter.until = chrono::NaiveDate::from_ymd_opt(2020, 12, 31);
+    engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!(names(&f.out), ["latest.jpg"]);
+
+    // a.jpg leaves the selection and d.jpg joins it: d.jpg takes the name a.jpg had.
+    t.filter.until = None;
+    t.filter.since = chrono::NaiveDate::from_ymd_opt(2021, 1, 1);
+    let r = engine.export(&t, &CancellationToken::new()).unwrap();
+    assert_eq!((r.pruned, r.placed, r.foreign_kept), (1, 1, 0), "{r:?}");
+    assert_eq!(names(&f.out), ["latest.jpg"]);
+    assert_eq!(std::fs::read(f.out.join("latest.jpg")).unwrap(), b"delta");
+}
+
+#[tokio::test]
 async fn a_foreign_file_is_kept_and_the_item_gets_a_suffixed_name() {
     let f = fixture();
     standard(&f);
