@@ -1401,8 +1401,12 @@ impl<'a> DirCache<'a> {
             .chain(std::iter::once(dir.len()))
             .all(|end| {
                 let prefix = &dir[..end];
+                // A folder that is gone leads nowhere; any other error is not trusted.
                 self.known.contains(prefix)
-                    || std::fs::symlink_metadata(self.root.join(prefix)).is_ok_and(|m| m.is_dir())
+                    || match std::fs::symlink_metadata(self.root.join(prefix)) {
+                        Ok(m) => m.is_dir(),
+                        Err(e) => e.kind() == io::ErrorKind::NotFound,
+                    }
             })
     }
 
