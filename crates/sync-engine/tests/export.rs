@@ -104,6 +104,15 @@ fn names(root: &Path) -> Vec<String> {
     tree(root).into_keys().collect()
 }
 
+/// What a user does to put a folder of the target on another disk: moves it away and
+/// leaves a symlink in its place. Returns where it went.
+fn move_away_and_link(f: &Fixture, folder: &str) -> PathBuf {
+    let elsewhere = f.out.parent().unwrap().join("elsewhere");
+    std::fs::rename(f.out.join(folder), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, f.out.join(folder)).unwrap();
+    elsewhere
+}
+
 #[tokio::test]
 async fn every_token_renders_and_copies_keep_bytes_and_capture_mtime() {
     let f = fixture();
@@ -347,10 +356,7 @@ async fn prune_never_removes_through_a_symlinked_folder() {
     let engine = engine_with(&f).await;
     let mut t = target(&f, "{year}/{filename}", ExportMode::Copy);
     engine.export(&t, &CancellationToken::new()).unwrap();
-    // The user moves 2021/ to another disk and leaves a link in its place.
-    let elsewhere = f.out.parent().unwrap().join("elsewhere");
-    std::fs::rename(f.out.join("2021"), &elsewhere).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, f.out.join("2021")).unwrap();
+    let elsewhere = move_away_and_link(&f, "2021");
 
     // b.mp4 is no longer wanted, but what the link leads to is not the export's to delete.
     t.filter.media = MediaFilter::Photo;
@@ -367,15 +373,9 @@ async fn a_template_change_never_moves_files_out_of_a_symlinked_folder() {
     let f = fixture();
     standard(&f);
     let engine = engine_with(&f).await;
-    engine
-        .export(
-            &target(&f, "{year}/{filename}", ExportMode::Copy),
-            &CancellationToken::new(),
-        )
-        .unwrap();
-    let elsewhere = f.out.parent().unwrap().join("elsewhere");
-    std::fs::rename(f.out.join("2021"), &elsewhere).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, f.out.join("2021")).unwrap();
+    let by_year = target(&f, "{year}/{filename}", ExportMode::Copy);
+    engine.export(&by_year, &CancellationToken::new()).unwrap();
+    let elsewhere = move_away_and_link(&f, "2021");
 
     // What the link leads to stays there; those items are placed anew.
     let r = engine
