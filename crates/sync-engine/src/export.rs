@@ -1596,6 +1596,11 @@ impl<'a> Placer<'a> {
                         let _ = std::fs::remove_file(&tmp);
                         Error::io("rename", dest, e)
                     })?;
+                    // rename(2) between two links to the same file succeeds without doing
+                    // anything, which would leave the temp link behind.
+                    if self.mode == ExportMode::Hardlink {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
                 } else {
                     // link(2)/symlink(2) never replace an existing file: a foreign file that
                     // appeared since planning makes this item fail, not disappear.
@@ -2040,6 +2045,35 @@ mod tests {
             assert_eq!(files(&root), ["x/a.jpg"], "tmpfile={tmpfile}");
             assert_eq!(p.tally.placed, 1);
         }
+    }
+
+    /// Replacing a hard link by a new link to the same file (the library file was changed in
+    /// place) is a no-op rename(2): the temp link must not stay behind.
+    #[test]
+    fn replacing_a_link_to_the_same_file_leaves_no_temp_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (lib, root) = (tmp.path().join("lib"), tmp.path().join("out"));
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(lib.join("a.jpg"), b"alpha").unwrap();
+        let w = Want {
+            key: ("id".into(), String::new()),
+            rel: "x/a.jpg".into(),
+            lib_rel: "a.jpg".into(),
+            size: Some(5),
+            blake3: Some(ContentHash::of(b"alpha")),
+            taken_ms: None,
+        };
+        let mut p = Placer::new(&lib, &root, ExportMode::Hardlink);
+        assert!(matches!(
+            p.act(&w, "x/a.jpg", &Action::New),
+            Outcome::Placed(_)
+        ));
+        assert!(matches!(
+            p.act(&w, "x/a.jpg", &Action::Replace),
+            Outcome::Placed(_)
+        ));
+        assert_eq!(files(&root), ["x/a.jpg"]);
     }
 
     /// A share unmounted during the export: its folders are not recreated on the local disk.
