@@ -111,9 +111,25 @@ pub fn engine_config(config: &Config) -> EngineConfig {
     engine
 }
 
-/// Opens the index, mapping "another process has it" to the outcome users understand.
+/// Runs blocking index work (opening or compacting it can take seconds on a big library)
+/// without stalling the async tasks that share this worker thread (the control socket,
+/// signal handling). `block_in_place`, not `spawn_blocking`: a fresh blocking thread
+/// allocates from a new malloc arena while the sync's freed memory sits in the workers'
+/// ones, which raised the peak RSS of a 100k first sync from 110 to 174 MB. Outside a
+/// multi-threaded runtime it simply runs.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// Opens the index, mapping "another process has it" to the outcome users understand. The
+/// open may compact the index first (see `SledStore::open`).
 pub fn open_engine(config: &Config) -> Result<Engine, CycleOutcome> {
-    Engine::open(engine_config(config)).map_err(|err| match err {
+    blocking(|| Engine::open(engine_config(config))).map_err(|err| match err {
         sync_engine::Error::IndexLocked { .. } => CycleOutcome::Failed {
             kind: FailureKind::Locked,
             message: err.to_string(),
@@ -192,12 +208,8 @@ pub async fn run_cycle(
     // several times leaves sled's log several times the live data; compact it now rather
     // than at the next open. Not while shutting down: it would only delay the exit.
     if !export_cancel.is_cancelled() {
-        // block_in_place, not spawn_blocking: a fresh blocking thread allocates from a new
-        // malloc arena while the sync's freed memory sits in the workers' ones, which raised
-        // the peak RSS of a 100k first sync from 110 to 174 MB. (The runtime is multi-threaded:
-        // main.rs.)
         let engine_config = engine_config(config);
-        if let Err(err) = tokio::task::block_in_place(|| Engine::maintain_index(&engine_config)) {
+        if let Err(err) = blocking(|| Engine::maintain_index(&engine_config)) {
             tracing::warn!("index maintenance skipped: {err}");
         }
     }

@@ -81,8 +81,8 @@ pub fn run_targets(
 
 /// The export step of a sync cycle: after a successful (or partial) sync, every configured
 /// target. A failed or skipped target makes the cycle partial, never failed: the backup
-/// itself succeeded. Runs on the current worker with `block_in_place` (the engine is
-/// borrowed from the cycle).
+/// itself succeeded. Runs on the current worker with [`crate::app::blocking`] (the engine
+/// is borrowed from the cycle).
 pub fn after_cycle(
     config: &Config,
     engine: &Engine,
@@ -96,13 +96,7 @@ pub fn after_cycle(
     if config.exports.is_empty() || cancel.is_cancelled() {
         return outcome;
     }
-    let run = || run_targets(engine, &config.exports, None, cancel);
-    let results = match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(run)
-        }
-        _ => run(),
-    };
+    let results = crate::app::blocking(|| run_targets(engine, &config.exports, None, cancel));
     let mut clean = matches!(outcome, CycleOutcome::Success { .. });
     let mut lines = Vec::new();
     for r in &results {
