@@ -141,7 +141,8 @@ pub fn remove_temp_files_in(
             {
                 subdirs.push(e.path());
             }
-        } else if ft.is_file() && is_temp_name(&name) {
+        } else if (ft.is_file() || ft.is_symlink()) && is_temp_name(&name) {
+            // Links too: a symlink-mode export replaces a link through a temp-named one.
             std::fs::remove_file(e.path()).map_err(|err| Error::io("remove", e.path(), err))?;
             removed += 1;
         }
@@ -289,8 +290,11 @@ mod tests {
         std::fs::write(&keep, b"x").unwrap();
         let tmp = d.path().join("photos/2020/01").join(temp_name("a.jpg"));
         std::fs::write(&tmp, b"partial").unwrap();
-        assert_eq!(remove_temp_files(d.path()).unwrap(), 1);
+        let link = d.path().join("photos/2020/01").join(temp_name("b.jpg"));
+        std::os::unix::fs::symlink("a.jpg", &link).unwrap();
+        assert_eq!(remove_temp_files(d.path()).unwrap(), 2);
         assert!(keep.exists());
         assert!(!tmp.exists());
+        assert!(std::fs::symlink_metadata(&link).is_err());
     }
 }
