@@ -4,16 +4,12 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use sync_engine::{
-    Engine, EngineConfig, Error, ExportMode, ExportTarget, LocalDirSource, MediaFilter, NoProgress,
-    Source, SyncOptions, Template,
-};
+use sync_engine::{Engine, EngineConfig, Error, ExportMode, ExportTarget, MediaFilter, Template};
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::put;
+use common::{put, sync};
 
 // 2020-03-15T12:00:00Z and 2021-07-01T00:30:05Z
 const MAR_2020: u64 = 1_584_273_600;
@@ -51,16 +47,7 @@ fn add_to_album(src: &Path, title: &str, rel: &str) {
 
 async fn engine_with(f: &Fixture) -> Engine {
     let engine = Engine::open(EngineConfig::new(&f.lib, &f.state)).unwrap();
-    let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(&f.src))];
-    let r = engine
-        .sync(
-            &sources,
-            SyncOptions::default(),
-            Arc::new(NoProgress),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let r = sync(&engine, &f.src, false).await;
     assert_eq!(r.failed, 0, "{:?}", r.errors);
     engine
 }
@@ -73,6 +60,14 @@ fn standard(f: &Fixture) {
     add_to_album(&f.src, "Rome", "a.jpg");
     add_to_album(&f.src, "Family", "a.jpg");
     add_to_album(&f.src, "Family", "c.png");
+}
+
+/// [`standard`], synced.
+async fn standard_library() -> (Fixture, Engine) {
+    let f = fixture();
+    standard(&f);
+    let engine = engine_with(&f).await;
+    (f, engine)
 }
 
 fn target(f: &Fixture, template: &str, mode: ExportMode) -> ExportTarget {
@@ -115,9 +110,7 @@ fn move_away_and_link(f: &Fixture, folder: &str) -> PathBuf {
 
 #[tokio::test]
 async fn every_token_renders_and_copies_keep_bytes_and_capture_mtime() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let t = target(
         &f,
         "{source}/{year}-{month}-{day}/{hour}{minute}{second} {album|Unsorted}/\
@@ -157,9 +150,7 @@ async fn every_token_renders_and_copies_keep_bytes_and_capture_mtime() {
 
 #[tokio::test]
 async fn filters_select_media_albums_and_dates() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let mut t = target(&f, "{filename}", ExportMode::Hardlink);
     t.filter.media = MediaFilter::Video;
     engine.export(&t, &CancellationToken::new()).unwrap();
@@ -207,9 +198,7 @@ async fn second_export_changes_nothing_same_inodes_and_ctimes() {
 
 #[tokio::test]
 async fn template_change_renames_only() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     engine
         .export(
             &target(&f, "{year}/{filename}", ExportMode::Copy),
@@ -253,9 +242,7 @@ async fn template_change_renames_only() {
 
 #[tokio::test]
 async fn a_template_that_adds_or_drops_album_moves_files_instead_of_copying_them() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let by_year = |prune| {
         let mut t = target(&f, "{year}/{filename}", ExportMode::Copy);
         t.prune = prune;
@@ -326,9 +313,7 @@ async fn a_template_that_adds_or_drops_album_moves_files_instead_of_copying_them
 
 #[tokio::test]
 async fn a_symlinked_folder_in_the_target_is_not_followed() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     // Someone made 2020 a link to a folder outside the target.
     let outside = f.out.parent().unwrap().join("elsewhere");
     std::fs::create_dir(&outside).unwrap();
@@ -351,9 +336,7 @@ async fn a_symlinked_folder_in_the_target_is_not_followed() {
 
 #[tokio::test]
 async fn prune_never_removes_through_a_symlinked_folder() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let mut t = target(&f, "{year}/{filename}", ExportMode::Copy);
     engine.export(&t, &CancellationToken::new()).unwrap();
     let elsewhere = move_away_and_link(&f, "2021");
@@ -370,9 +353,7 @@ async fn prune_never_removes_through_a_symlinked_folder() {
 
 #[tokio::test]
 async fn a_template_change_never_moves_files_out_of_a_symlinked_folder() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let by_year = target(&f, "{year}/{filename}", ExportMode::Copy);
     engine.export(&by_year, &CancellationToken::new()).unwrap();
     let elsewhere = move_away_and_link(&f, "2021");
@@ -393,9 +374,7 @@ async fn a_template_change_never_moves_files_out_of_a_symlinked_folder() {
 
 #[tokio::test]
 async fn an_album_filter_change_leaves_the_old_albums_files_where_they_are() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let mut t = target(&f, "{album}/{filename}", ExportMode::Copy);
     t.filter.albums = vec!["Rome".into()];
     engine.export(&t, &CancellationToken::new()).unwrap();
@@ -415,9 +394,7 @@ async fn an_album_filter_change_leaves_the_old_albums_files_where_they_are() {
 
 #[tokio::test]
 async fn prune_touches_only_own_files() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let mut t = target(&f, "{year}/{filename}", ExportMode::Hardlink);
     engine.export(&t, &CancellationToken::new()).unwrap();
     // The user's own file, next to ours.
@@ -477,9 +454,7 @@ async fn a_name_freed_by_prune_goes_to_the_newcomer_that_wants_it_in_the_same_ru
 
 #[tokio::test]
 async fn a_foreign_file_is_kept_and_the_item_gets_a_suffixed_name() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     std::fs::create_dir_all(f.out.join("2020")).unwrap();
     std::fs::write(f.out.join("2020/a.jpg"), b"someone else's").unwrap();
     let t = target(&f, "{year}/{filename}", ExportMode::Copy);
@@ -526,9 +501,7 @@ async fn colliding_items_get_deterministic_suffixes() {
 
 #[tokio::test]
 async fn an_unmounted_share_whose_mount_point_remains_is_skipped_not_refilled() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let t = target(&f, "{year}/{filename}", ExportMode::Copy);
     let r = engine.export(&t, &CancellationToken::new()).unwrap();
     assert_eq!(r.placed, 3, "{r:?}");
@@ -561,9 +534,7 @@ async fn an_unmounted_share_whose_mount_point_remains_is_skipped_not_refilled() 
 
 #[tokio::test]
 async fn a_placed_folder_replaced_by_a_file_counts_as_gone_not_as_an_unreadable_share() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let t = target(&f, "{year}/{filename}", ExportMode::Copy);
     let r = engine.export(&t, &CancellationToken::new()).unwrap();
     assert_eq!(r.placed, 3, "{r:?}");
@@ -578,9 +549,7 @@ async fn a_placed_folder_replaced_by_a_file_counts_as_gone_not_as_an_unreadable_
 
 #[tokio::test]
 async fn a_missing_target_root_is_skipped_with_a_warning_and_nothing_is_created() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let mut t = target(&f, "{year}/{filename}", ExportMode::Copy);
     t.path = f.out.join("unmounted-share");
     let r = engine.export(&t, &CancellationToken::new()).unwrap();
@@ -597,9 +566,7 @@ async fn a_missing_target_root_is_skipped_with_a_warning_and_nothing_is_created(
 
 #[tokio::test]
 async fn hardlink_mode_across_filesystems_is_a_clear_error() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     // /dev/shm is a tmpfs, the test's temp dir usually is not; skip the check where they match.
     let other = Path::new("/dev/shm");
     let same_fs = std::fs::metadata(other).map(|m| m.dev()).ok()
@@ -619,9 +586,7 @@ async fn hardlink_mode_across_filesystems_is_a_clear_error() {
 
 #[tokio::test]
 async fn a_cancelled_export_stops_cleanly_and_the_next_one_finishes() {
-    let f = fixture();
-    standard(&f);
-    let engine = engine_with(&f).await;
+    let (f, engine) = standard_library().await;
     let t = target(&f, "{year}/{filename}", ExportMode::Copy);
     let cancel = CancellationToken::new();
     cancel.cancel();

@@ -26,6 +26,17 @@ struct CountingStore {
 }
 
 impl CountingStore {
+    /// An engine over a counting wrapper of the real store in `state`.
+    fn engine(lib: &Path, state: &Path) -> (Arc<CountingStore>, Engine) {
+        let store = Arc::new(CountingStore {
+            inner: SledStore::open(&state.join("index")).unwrap(),
+            writes: Mutex::default(),
+            fail: Mutex::default(),
+        });
+        let engine = Engine::open_with_store(EngineConfig::new(lib, state), store.clone()).unwrap();
+        (store, engine)
+    }
+
     fn count(&self, tree: Tree, n: u64) {
         *self.writes.lock().unwrap().entry(tree.name()).or_default() += n;
     }
@@ -113,16 +124,7 @@ async fn an_unchanged_library_rescanned_in_full_rewrites_no_record() {
     }
     let state = tmp.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let store = Arc::new(CountingStore {
-        inner: SledStore::open(&state.join("index")).unwrap(),
-        writes: Mutex::default(),
-        fail: Mutex::default(),
-    });
-    let engine = Engine::open_with_store(
-        EngineConfig::new(tmp.path().join("lib"), &state),
-        store.clone(),
-    )
-    .unwrap();
+    let (store, engine) = CountingStore::engine(&tmp.path().join("lib"), &state);
 
     let first = sync(&engine, &src, false).await;
     assert_eq!(first.downloaded, 40, "{:?}", first.errors);
@@ -176,16 +178,7 @@ async fn an_album_update_cut_off_between_its_two_trees_is_repaired_by_the_next_r
         put(&src, &format!("p{i:02}.jpg"), b"other", 1_584_273_600);
     }
     let state = tmp.path().join("state");
-    let store = Arc::new(CountingStore {
-        inner: SledStore::open(&state.join("index")).unwrap(),
-        writes: Mutex::default(),
-        fail: Mutex::default(),
-    });
-    let engine = Engine::open_with_store(
-        EngineConfig::new(tmp.path().join("lib"), &state),
-        store.clone(),
-    )
-    .unwrap();
+    let (store, engine) = CountingStore::engine(&tmp.path().join("lib"), &state);
     sync(&engine, &src, false).await;
 
     // t1 leaves the album; the write of t2's album back-reference fails.
