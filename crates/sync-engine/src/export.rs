@@ -477,7 +477,7 @@ impl<'s> Manifest<'s> {
                             || self
                                 .map
                                 .get(*old)
-                                .is_some_and(|p| candidates(&w.rel, &w.key).any(|c| c == p.rel)))
+                                .is_some_and(|p| may_keep(&w.rel, &w.key, &p.rel)))
                 };
                 match keys.iter().position(fits) {
                     Some(i) => {
@@ -828,16 +828,21 @@ impl Engine {
         manifest.hand_over_to_new_keys(&wants);
         // What prune removes below is free for this run's newcomers: a new item that wants
         // the name of a file pruned in the same run gets that name, not a suffixed one.
-        let doomed: HashSet<&str> = if target.prune {
+        let stale: Vec<Key> = if target.prune {
             manifest
                 .map
-                .iter()
-                .filter(|(k, _)| !want_map.contains_key(k))
-                .map(|(_, p)| p.rel.as_str())
+                .keys()
+                .filter(|k| !want_map.contains_key(k))
+                .cloned()
                 .collect()
         } else {
-            HashSet::new()
+            Vec::new()
         };
+        let doomed: HashSet<&str> = stale
+            .iter()
+            .filter_map(|k| manifest.map.get(k))
+            .map(|p| p.rel.as_str())
+            .collect();
         let owner: HashMap<&str, &Key> = manifest
             .map
             .iter()
@@ -852,7 +857,7 @@ impl Engine {
         for (i, w) in wants.iter().enumerate() {
             if let Some(p) = manifest.map.get(&w.key)
                 && p.mode == mode
-                && candidates(&w.rel, &w.key).any(|c| c == p.rel)
+                && may_keep(&w.rel, &w.key, &p.rel)
             {
                 taken.insert(p.rel.clone());
                 assigned[i] = Some(p.rel.clone());
@@ -956,12 +961,6 @@ impl Engine {
 
         // Prune first, so that the folders it empties can be reused or removed.
         if target.prune {
-            let stale: Vec<Key> = manifest
-                .map
-                .keys()
-                .filter(|k| !want_map.contains_key(k))
-                .cloned()
-                .collect();
             for k in stale {
                 let Some(rel) = manifest.map.get(&k).map(|p| p.rel.clone()) else {
                     continue;
@@ -1272,6 +1271,11 @@ fn selected(f: &ExportFilter, rec: &ItemRecord, tz: chrono_tz::Tz) -> bool {
 /// The names an item may take for `rel`, in preference order: as rendered, then with a
 /// suffix from blake3(media id [+ album id]) of growing length.
 fn candidates<'a>(rel: &'a str, key: &'a Key) -> impl Iterator<Item = String> + 'a {
+    std::iter::once(rel.to_string()).chain(suffixed_candidates(rel, key))
+}
+
+/// [`candidates`] but the first.
+fn suffixed_candidates<'a>(rel: &'a str, key: &'a Key) -> impl Iterator<Item = String> + 'a {
     let seed = if key.1.is_empty() {
         key.0.clone()
     } else {
@@ -1281,13 +1285,20 @@ fn candidates<'a>(rel: &'a str, key: &'a Key) -> impl Iterator<Item = String> + 
         Some((d, n)) => (Some(d), n),
         None => (None, rel),
     };
-    std::iter::once(rel.to_string()).chain([8usize, 16, 32].into_iter().map(move |len| {
+    [8usize, 16, 32].into_iter().map(move |len| {
         let n = naming::suffixed_name(name, &seed, len);
         match dir {
             Some(d) => format!("{d}/{n}"),
             None => n,
         }
-    }))
+    })
+}
+
+/// Whether a placement at `placed` is one of `rel`'s candidates for `key`: the item may
+/// keep it. Runs for every placed item on every export, so the usual case (the very path)
+/// is answered without building a name.
+fn may_keep(rel: &str, key: &Key, placed: &str) -> bool {
+    placed == rel || suffixed_candidates(rel, key).any(|c| c == placed)
 }
 
 /// Whether `path` (found after a crash) is this item's file as `mode` would have placed it.
@@ -1411,10 +1422,8 @@ impl<'a> DirCache<'a> {
     }
 
     /// Removes folders emptied by a move or prune of `rel`, up to (never including) the root.
+    /// Callers have checked [`DirCache::inside`] before removing `rel` itself.
     fn remove_empty_parents(&mut self, rel: &str) {
-        if !self.inside(rel) {
-            return;
-        }
         let mut cur = rel;
         while let Some((dir, _)) = cur.rsplit_once('/') {
             if std::fs::remove_dir(self.root.join(dir)).is_err() {
