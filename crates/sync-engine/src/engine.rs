@@ -111,11 +111,9 @@ impl Engine {
     /// Fails with [`Error::IndexLocked`] when another engine (in any process) has the index.
     pub fn open(config: EngineConfig) -> Result<Engine, Error> {
         validate(&config)?;
-        let index_dir = config.state_dir.join("index");
-        std::fs::create_dir_all(&config.state_dir)
-            .map_err(|e| Error::io("create directory", &config.state_dir, e))?;
-        let store = SledStore::open(&index_dir)?;
-        Engine::open_with_store(config, Arc::new(store))
+        // Creates the state directory (the index's parent) too.
+        let store = SledStore::open(&config.state_dir.join("index"))?;
+        Engine::on_store(config, Arc::new(store))
     }
 
     /// Compacts the index of `config` if a run grew its log (see [`SledStore`]): what
@@ -130,6 +128,11 @@ impl Engine {
     /// faults around a [`SledStore`], or another backend.
     pub fn open_with_store(config: EngineConfig, store: Arc<dyn Store>) -> Result<Engine, Error> {
         validate(&config)?;
+        Engine::on_store(config, store)
+    }
+
+    /// [`Engine::open_with_store`] with `config` already validated.
+    fn on_store(config: EngineConfig, store: Arc<dyn Store>) -> Result<Engine, Error> {
         for d in [&config.library_dir, &config.state_dir] {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
         }

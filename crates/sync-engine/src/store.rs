@@ -202,7 +202,6 @@ fn lock_and_maintain(dir: &Path) -> Result<std::fs::File, Error> {
                 // index unreadable. Drop the partial copy (freeing its space), finish a
                 // swap that got past its durable point, and retry only after more growth.
                 tracing::warn!("index compaction failed; using the index as it is: {e}");
-                remove_dir_if_present(&siblings.building)?;
                 siblings.recover(dir)?;
                 write_compacted_size(&lock, on_disk);
             }
@@ -332,7 +331,7 @@ fn write_compacted_size(lock: &std::fs::File, bytes: u64) {
 fn compact(dir: &Path, siblings: &Siblings, before: u64) -> Result<u64, Error> {
     let started = std::time::Instant::now();
     let db = open_db(dir, COMPACT_CACHE_BYTES)?;
-    remove_dir_if_present(&siblings.building)?;
+    // No `index.compacting` is left: the caller has just run `Siblings::recover`.
     let fresh = open_db(&siblings.building, COMPACT_CACHE_BYTES)?;
     for name in db.tree_names() {
         if name.as_ref() == b"__sled__default" {

@@ -175,14 +175,12 @@ impl ContentHash {
 
     /// Parses 64 hex digits.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        blake3::Hash::from_hex(hex)
-            .ok()
-            .map(|h| ContentHash(*h.as_bytes()))
+        blake3::Hash::from_hex(hex).ok().map(Self::from)
     }
 
     /// The 64 hex digits.
     pub fn to_hex(&self) -> String {
-        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+        self.to_string()
     }
 }
 
@@ -207,7 +205,7 @@ impl fmt::Debug for ContentHash {
 impl Serialize for ContentHash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&blake3::Hash::from_bytes(self.0).to_hex())
+            s.collect_str(self)
         } else {
             self.0.serialize(s)
         }
