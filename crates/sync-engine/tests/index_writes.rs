@@ -37,6 +37,21 @@ impl CountingStore {
         (store, engine)
     }
 
+    /// Fails if the chosen write is among the next `n` writes to `tree`.
+    fn maybe_fail(&self, tree: Tree, n: u64) -> Result<(), Error> {
+        let mut fail = self.fail.lock().unwrap();
+        if let Some((name, left)) = fail.as_mut()
+            && *name == tree.name()
+        {
+            if *left <= n {
+                *fail = None;
+                return Err(Error::Config("injected failure".into()));
+            }
+            *left -= n;
+        }
+        Ok(())
+    }
+
     fn count(&self, tree: Tree, n: u64) {
         *self.writes.lock().unwrap().entry(tree.name()).or_default() += n;
     }
@@ -51,17 +66,7 @@ impl Store for CountingStore {
     }
     fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.count(tree, 1);
-        let mut fail = self.fail.lock().unwrap();
-        if let Some((name, n)) = fail.as_mut()
-            && *name == tree.name()
-        {
-            *n -= 1;
-            if *n == 0 {
-                *fail = None;
-                return Err(Error::Config("injected failure".into()));
-            }
-        }
-        drop(fail);
+        self.maybe_fail(tree, 1)?;
         self.inner.put(tree, key, value)
     }
     fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), Error> {
@@ -70,6 +75,8 @@ impl Store for CountingStore {
     }
     fn apply(&self, tree: Tree, batch: Batch) -> Result<(), Error> {
         self.count(tree, batch.len() as u64);
+        // A batch is atomic: it fails as a whole if it holds the chosen write.
+        self.maybe_fail(tree, batch.len() as u64)?;
         self.inner.apply(tree, batch)
     }
     fn scan<'a>(
@@ -163,6 +170,13 @@ async fn an_unchanged_library_rescanned_in_full_rewrites_no_record() {
 
 #[tokio::test]
 async fn an_album_update_cut_off_between_its_two_trees_is_repaired_by_the_next_run() {
+    // Whichever of the two writes is cut off.
+    for tree in ["item_albums", "members"] {
+        album_update_cut_off_at(tree).await;
+    }
+}
+
+async fn album_update_cut_off_at(tree: &'static str) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for i in 0..3u64 {
@@ -181,9 +195,9 @@ async fn an_album_update_cut_off_between_its_two_trees_is_repaired_by_the_next_r
     let (store, engine) = CountingStore::engine(&tmp.path().join("lib"), &state);
     sync(&engine, &src, false).await;
 
-    // t1 leaves the album; the write of t2's album back-reference fails.
+    // t1 leaves the album; the first write to `tree` fails.
     std::fs::remove_file(src.join("albums/Trip/t1.jpg")).unwrap();
-    *store.fail.lock().unwrap() = Some(("item_albums", 2));
+    *store.fail.lock().unwrap() = Some((tree, 1));
     let sources: Vec<Arc<dyn Source>> = vec![Arc::new(LocalDirSource::new(&src))];
     let failed = engine
         .sync(
@@ -193,15 +207,17 @@ async fn an_album_update_cut_off_between_its_two_trees_is_repaired_by_the_next_r
             CancellationToken::new(),
         )
         .await;
-    assert!(failed.is_err(), "{failed:?}");
+    assert!(failed.is_err(), "{tree}: {failed:?}");
 
     sync(&engine, &src, true).await;
     sync(&engine, &src, true).await;
     let items: Vec<_> = engine.items().collect::<Result<_, _>>().unwrap();
     for name in ["t0.jpg", "t2.jpg"] {
         let item = items.iter().find(|i| i.path.ends_with(name)).unwrap();
-        assert_eq!(item.albums, vec!["Trip".to_owned()], "{name}");
+        assert_eq!(item.albums, vec!["Trip".to_owned()], "{tree}: {name}");
     }
+    let t1 = items.iter().find(|i| i.path.ends_with("t1.jpg")).unwrap();
+    assert!(t1.albums.is_empty(), "{tree}: {:?}", t1.albums);
 }
 
 /// Schema-1 records exactly as that version wrote them (JSON with short field names).
