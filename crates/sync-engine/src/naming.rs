@@ -29,6 +29,27 @@ const RESERVED: &[&str] = &[
 /// are ours: temp files, `.trash`), ≤ 255 bytes with the extension kept. `rules` must be
 /// resolved (not `Auto`; `Auto` is treated as `Posix`).
 pub fn sanitize_component(name: &str, rules: FilesystemRules) -> String {
+    // Runs per path segment of every item (export templates, library names): most names
+    // are plain ASCII that no rule changes.
+    if is_sanitized(name, rules) {
+        return name.to_owned();
+    }
+    sanitize_in_full(name, rules)
+}
+
+/// Whether [`sanitize_component`] would return `name` unchanged, decided cheaply for the
+/// common case: printable ASCII (NFC of ASCII is itself) without `/`, not starting with a
+/// dot, not ending in a space, short enough. NTFS rules always take the full path.
+pub fn is_sanitized(name: &str, rules: FilesystemRules) -> bool {
+    rules != FilesystemRules::Ntfs
+        && !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name.starts_with('.')
+        && !name.ends_with(' ')
+        && name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'/')
+}
+
+fn sanitize_in_full(name: &str, rules: FilesystemRules) -> String {
     let ntfs = rules == FilesystemRules::Ntfs;
     let mut s: String = name
         .nfc()
@@ -130,6 +151,38 @@ pub fn claim_key(rel: &str, rules: FilesystemRules) -> String {
 mod tests {
     use super::*;
     use FilesystemRules::*;
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_sanitiser() {
+        let long = "x".repeat(300);
+        for name in [
+            "IMG_0001.jpg",
+            "2023",
+            "Trip Rome",
+            ".hidden",
+            "trailing ",
+            "a\tb",
+            "",
+            "caf\u{e9}",
+            "e\u{301}",
+            "a:b*c",
+            "CON",
+            "x\u{7f}",
+            long.as_str(),
+        ] {
+            for rules in [FilesystemRules::Posix, FilesystemRules::Ntfs] {
+                if is_sanitized(name, rules) {
+                    assert_eq!(sanitize_in_full(name, rules), name, "{name:?}");
+                }
+            }
+        }
+        assert!(is_sanitized("IMG_0001.jpg", FilesystemRules::Posix));
+        assert!(!is_sanitized("IMG_0001.jpg", FilesystemRules::Ntfs));
+        assert!(!is_sanitized(".hidden", FilesystemRules::Posix));
+        assert!(!is_sanitized("trailing ", FilesystemRules::Posix));
+        assert!(!is_sanitized("caf\u{e9}", FilesystemRules::Posix));
+        assert!(!is_sanitized(&long, FilesystemRules::Posix));
+    }
 
     #[test]
     fn posix_replaces_only_slash_nul_and_controls() {
