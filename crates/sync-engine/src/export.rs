@@ -1303,17 +1303,17 @@ fn may_keep(rel: &str, key: &Key, placed: &str) -> bool {
 
 /// Whether `path` (found after a crash) is this item's file as `mode` would have placed it.
 fn is_item_file(path: &Path, meta: &std::fs::Metadata, lib: &Path, w: &Want, mode: char) -> bool {
+    let links_to_library =
+        || std::fs::metadata(lib).is_ok_and(|l| l.ino() == meta.ino() && l.dev() == meta.dev());
     match mode {
-        'h' => std::fs::metadata(lib).is_ok_and(|l| l.ino() == meta.ino() && l.dev() == meta.dev()),
+        'h' => links_to_library(),
         's' => std::fs::read_link(path).is_ok_and(|t| t == lib),
         _ => {
             // A hard link into the library (left by a crash in a hardlink → copy switch) is
-            // not a copy, however identical its bytes.
-            let linked = std::fs::metadata(lib)
-                .is_ok_and(|l| l.ino() == meta.ino() && l.dev() == meta.dev());
-            !linked
-                && meta.is_file()
+            // not a copy, however identical its bytes. Free checks first, the hash last.
+            meta.is_file()
                 && w.size.is_none_or(|s| s == meta.len())
+                && !links_to_library()
                 && match &w.blake3 {
                     Some(h) => fsops::hash_file(path).is_ok_and(|(_, got)| got == *h),
                     None => false,
